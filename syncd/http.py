@@ -1,0 +1,161 @@
+"""Shared HTTP mechanics: one request funnel per side, mapping failures onto `errors`.
+
+Every vendor and feed request goes through `HttpClient.request`: it waits for the
+side's rate budget and concurrency slot, applies the timeout, and turns transport
+failures and HTTP statuses into the error vocabulary. Messages name the side and the
+path only, never the query string or headers, so a secret never reaches a log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from aiolimiter import AsyncLimiter
+
+from syncd import errors
+
+DEFAULT_TIMEOUT = 30.0
+USER_AGENT = "syncd"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A rate budget: at most `requests` per `per` seconds."""
+
+    requests: float
+    per: float
+
+
+@dataclass(frozen=True)
+class Response:
+    """A finished response: status, headers and the decoded body."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+
+
+@dataclass
+class HttpClient:
+    """The single funnel for one side's requests over the shared session."""
+
+    session: aiohttp.ClientSession
+    base_url: str
+    label: str  # names the side in messages: the vendor or calendar id
+    headers: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = DEFAULT_TIMEOUT
+    budget: Budget | None = None
+    concurrency: int = 4
+    requests_sent: int = 0
+    _limiter: AsyncLimiter | None = field(init=False, default=None)
+    _slots: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.budget is not None:
+            self._limiter = AsyncLimiter(self.budget.requests, self.budget.per)
+        self._slots = asyncio.Semaphore(self.concurrency)
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+        key: str = "",
+    ) -> Response:
+        """Send one request; return the response or raise an `AdapterError`."""
+        where = f"{self.label}: {method} {path}"
+        async with self._slots:
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            response = await self._send(method, path, params, json_body, where, key)
+        raise_for_status(response, where, key)
+        return response
+
+    async def _send(
+        self, method: str, path: str, params: Mapping[str, str] | None,
+        json_body: Any, where: str, key: str,
+    ) -> Response:
+        url = self.base_url.rstrip("/") + path
+        headers = {"User-Agent": USER_AGENT, **self.headers}
+        self.requests_sent += 1
+        try:
+            async with self.session.request(
+                method, url, params=params, json=json_body, headers=headers,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as raw:
+                text = await raw.text(errors="replace")
+                return Response(raw.status, dict(raw.headers), decode_body(text))
+        except asyncio.TimeoutError as exc:
+            raise errors.Unavailable(f"{where}: no answer within {self.timeout:g}s", key=key) from exc
+        except aiohttp.ClientError as exc:
+            raise errors.Unavailable(f"{where}: {type(exc).__name__}", key=key) from exc
+
+
+def decode_body(text: str) -> Any:
+    """JSON when the body is JSON, else the text itself."""
+    try:
+        return json.loads(text) if text.strip() else None
+    except ValueError:
+        return text
+
+
+def raise_for_status(response: Response, where: str, key: str = "") -> None:
+    """Map a non-2xx response onto the error vocabulary."""
+    status = response.status
+    if status < 400:
+        return
+    message = f"{where}: HTTP {status}{vendor_message(response.body)}"
+    if status == 429 or (status == 503 and "Retry-After" in response.headers):
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        raise errors.RateLimited(message, retry_after=retry_after, key=key)
+    if status >= 500:
+        raise errors.Unavailable(message, key=key)
+    raise _CLIENT_ERRORS.get(status, errors.Rejected)(message, key=key)
+
+
+_CLIENT_ERRORS: dict[int, type[errors.AdapterError]] = {
+    401: errors.AuthFailed,
+    403: errors.AuthFailed,
+    404: errors.Gone,
+    410: errors.Gone,
+    409: errors.VersionMismatch,
+    412: errors.VersionMismatch,
+}
+
+
+def vendor_message(body: Any) -> str:
+    """The vendor's own words from an error body, shortened: `: <message>`."""
+    if isinstance(body, dict):
+        for name in ("error", "message", "Message", "ExceptionMessage", "detail"):
+            value = body.get(name)
+            if isinstance(value, str) and value:
+                return f": {value[:200]}"
+            if isinstance(value, dict):
+                return vendor_message(value)
+    if isinstance(body, str) and body.strip() and not body.lstrip().startswith("<"):
+        return f": {body.strip()[:200]}"
+    return ""
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
