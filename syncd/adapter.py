@@ -32,6 +32,10 @@ class Adapter(Protocol):
 
     caps: Caps
 
+    def project(self, event: Event) -> Event:
+        """The event as this side would read it back (pure): what it can hold of it."""
+        ...
+
     async def list(self, window: Window) -> Listing:
         """Every record inside the window; raise when the listing is not whole."""
         ...

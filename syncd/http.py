@@ -12,7 +12,7 @@ import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -81,21 +81,32 @@ class HttpClient:
         return response
 
     async def _send(
-        self, method: str, path: str, params: Mapping[str, str] | None,
-        json_body: Any, where: str, key: str,
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str] | None,
+        json_body: Any,
+        where: str,
+        key: str,
     ) -> Response:
         url = self.base_url.rstrip("/") + path
         headers = {"User-Agent": USER_AGENT, **self.headers}
         self.requests_sent += 1
         try:
             async with self.session.request(
-                method, url, params=params, json=json_body, headers=headers,
+                method,
+                url,
+                params=params,
+                json=json_body,
+                headers=headers,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as raw:
                 text = await raw.text(errors="replace")
                 return Response(raw.status, dict(raw.headers), decode_body(text))
-        except asyncio.TimeoutError as exc:
-            raise errors.Unavailable(f"{where}: no answer within {self.timeout:g}s", key=key) from exc
+        except TimeoutError as exc:
+            raise errors.Unavailable(
+                f"{where}: no answer within {self.timeout:g}s", key=key
+            ) from exc
         except aiohttp.ClientError as exc:
             raise errors.Unavailable(f"{where}: {type(exc).__name__}", key=key) from exc
 
@@ -157,5 +168,5 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return max(0.0, (when - now).total_seconds())

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 
 Moment = datetime | date
@@ -20,8 +20,16 @@ Moment = datetime | date
 
 EVENT_FIELDS: frozenset[str] = frozenset(
     {
-        "start", "end", "title", "description", "location", "status",
-        "organizer", "attendees", "owner", "contact",
+        "start",
+        "end",
+        "title",
+        "description",
+        "location",
+        "status",
+        "organizer",
+        "attendees",
+        "owner",
+        "contact",
     }
 )
 """The fields a fingerprint may cover; `private` and `transparent` only steer filters."""
@@ -134,8 +142,8 @@ def as_utc(moment: Moment) -> datetime:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise ValueError(f"naive datetime {moment!r}: anchor floating times first")
-        return moment.astimezone(timezone.utc)
-    return datetime(moment.year, moment.month, moment.day, tzinfo=timezone.utc)
+        return moment.astimezone(UTC)
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,7 @@ class Record:
     version: str = ""  # ETag, updatedAt or content hash: whatever the side offers
     remote_id: str = ""  # the vendor's own id where it has one
     anchor: Moment | None = None  # original start (rid) of an occurrence, for the window
+    modified: datetime | None = None  # LAST-MODIFIED / updatedAt, for `conflict: newest`
 
     def in_window(self, window: Window) -> bool:
         """Inside when the original start or the actual start is inside."""
@@ -173,6 +182,43 @@ class Listing:
     records: tuple[Record, ...]
     problems: tuple[Problem, ...] = ()
     complete: bool = True
+
+
+@dataclass(frozen=True)
+class Link:
+    """The state row that ties one occurrence to one vendor record."""
+
+    cal_key: str
+    vendor_key: str
+    cal_fp: str
+    vendor_fp: str
+    anchor: Moment | None = None  # last synced original start (or start), for the window
+    missing: Literal["calendar", "vendor", ""] = ""  # not shown by the last complete listing
+    accepted: bool = False  # the sides differ on purpose: the vendor cannot hold it all
+    remote_id: str = ""
+
+
+def event_snapshot(event: Event) -> dict[str, object]:
+    """The event as plain JSON-ready data, for conflict snapshots and `plan --json`."""
+    return {
+        "start": moment_text(event.start),
+        "end": moment_text(event.end),
+        "title": event.title,
+        "description": event.description,
+        "location": event.location,
+        "status": event.status,
+        "organizer": event.organizer,
+        "attendees": [_person(p) for p in event.attendees],
+        "owner": event.owner,
+        "contact": _person(event.contact) if event.contact else None,
+    }
+
+
+def parse_moment(text: str) -> Moment:
+    """Read back `moment_text`: a date for `YYYY-MM-DD`, else an aware datetime."""
+    if len(text) == 10:
+        return date.fromisoformat(text)
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def fingerprint(event: Event, fields: Iterable[str]) -> str:
@@ -215,6 +261,7 @@ def _person(person: Person) -> list[str]:
 def changed_fields(old: Event, new: Event, fields: Iterable[str]) -> frozenset[str]:
     """The fields whose normalised values differ between two events."""
     return frozenset(
-        name for name in fields
+        name
+        for name in fields
         if normalised(name, getattr(old, name)) != normalised(name, getattr(new, name))
     )

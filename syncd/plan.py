@@ -1,0 +1,394 @@
+"""The three-way plan: what one route run must do, decided from both sides and the state.
+
+`plan_route` is a pure function (no I/O, no event loop): it compares each side's
+current fingerprint with the one recorded at the last successful sync (DESIGN.md
+section 6) and returns a tuple of frozen `Op`s. `syncd plan` prints them; `apply`
+carries them out. Every branch of `decide` is a named case: the name travels with the
+op into the plan table, the logs and the tests.
+
+Deletion safety lives here too: a record missing from a listing is deleted only when
+its absence is confirmed (`Side.absent`); an unconfirmed absence is only marked; an
+item that merely left the window is forgotten, never deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from syncd.model import Event, Link, OccurrenceKey, Record, Window, changed_fields
+
+Direction = Literal["both", "to_vendor", "to_calendar"]
+Action = Literal["create", "update", "delete", "bind", "forget", "mark_missing"]
+SideName = Literal["calendar", "vendor", ""]
+
+KEPT_DELETED = "vendor_deleted"  # tombstone reason: the vendor deleted it and the route keeps that
+DELETED_BY_SYNCD = "deleted_by_syncd"  # tombstone reason: syncd deleted it; ignore late echoes
+
+
+@dataclass(frozen=True)
+class Item:
+    """One listed record with what the plan needs to compare it."""
+
+    record: Record
+    view: Event  # the record as the other side would hold it (the adapters' `project`)
+    fp: str  # fingerprint of `view` over the route's compared fields
+    in_window: bool = True
+    partner: str = ""  # calendar items: the vendor key syncd would choose for it
+    ours: bool = True  # vendor items: its key has the shape of a key syncd chooses
+
+    @property
+    def key(self) -> str:
+        """The record's key on its own side."""
+        return self.record.key
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side's listing as the plan sees it."""
+
+    items: Mapping[str, Item]
+    complete: bool = True  # the listing is whole and trusted: absences may count
+    writable: bool = True
+    absent: frozenset[str] = frozenset()  # keys confirmed gone this run
+    quarantined: frozenset[str] = frozenset()  # calendar UIDs whose absence means nothing
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The route's settings that steer decisions."""
+
+    direction: Direction = "to_vendor"
+    conflict: Literal["calendar", "vendor", "newest"] = "calendar"
+    on_vendor_delete: Literal["recreate", "keep_deleted"] = "recreate"
+    import_new: bool = False
+
+    def writes(self, side: SideName) -> bool:
+        """Whether the route's direction lets syncd write to `side`."""
+        if side == "vendor":
+            return self.direction in ("both", "to_vendor")
+        return self.direction in ("both", "to_calendar")
+
+    @property
+    def authority(self) -> SideName:
+        """The side a one-way route (and a repair) takes as the truth."""
+        return "vendor" if self.direction == "to_calendar" else "calendar"
+
+
+@dataclass(frozen=True)
+class Op:
+    """One thing to do: write a side, or only the state."""
+
+    action: Action
+    side: SideName  # the side written; "" for state-only ops
+    case: str  # the named decision case
+    cal_key: str
+    vendor_key: str
+    source: Item | None = None  # the content to write or to bind
+    target: Item | None = None  # the record being updated or deleted, as listed
+    link: Link | None = None
+    changed: frozenset[str] = frozenset()
+    loser: Item | None = None  # a conflict's losing version, kept in the state store
+    tombstone: str = ""  # remember this deletion with this reason
+
+    @property
+    def writes(self) -> bool:
+        """True for ops that write to a side, not only to the state."""
+        return self.action in ("create", "update", "delete")
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one plan is made from."""
+
+    calendar: Side
+    vendor: Side
+    links: tuple[Link, ...]
+    window: Window
+    policy: Policy = Policy()
+    calendar_id: str = ""
+    tombstones: frozenset[tuple[SideName, str]] = frozenset()  # (side, key) kept deleted
+    fields: frozenset[str] = field(default_factory=frozenset)  # the fields both sides hold
+
+    def may_write(self, side: SideName) -> bool:
+        """The route's direction allows writing `side`, and the side can be written."""
+        target = self.calendar if side == "calendar" else self.vendor
+        return self.policy.writes(side) and target.writable
+
+
+def plan_route(inputs: Inputs) -> tuple[Op, ...]:
+    """The ops that bring both sides and the state into agreement."""
+    links, rekeyed = _rekey_series(inputs)
+    ops: list[Op] = list(rekeyed)
+    linked_cal = {link.cal_key for link in links} | {op.cal_key for op in rekeyed}
+    linked_vendor = {link.vendor_key for link in inputs.links}
+    for link in links:
+        ops.extend(_decide_linked(inputs, link))
+    for item in _sorted_items(inputs.calendar.items, linked_cal):
+        ops.extend(_decide_new_on_calendar(inputs, item, linked_vendor))
+    partners = {item.partner for item in inputs.calendar.items.values()}
+    for item in _sorted_items(inputs.vendor.items, linked_vendor | partners):
+        ops.extend(_decide_new_on_vendor(inputs, item))
+    return tuple(ops)
+
+
+def _sorted_items(items: Mapping[str, Item], skip: set[str]) -> Iterator[Item]:
+    return (items[key] for key in sorted(items) if key not in skip)
+
+
+# --- presence of a linked record on one side -------------------------------------------
+
+Presence = Literal["present", "absent", "missing", "unknown", "outside"]
+
+
+def _presence(side: Side, key: str, anchor_in_window: bool, group: str = "") -> Presence:
+    """How a linked record stands on one side this run."""
+    if key in side.items:
+        return "present"
+    if key in side.absent:
+        return "absent"
+    if not side.complete or (group and group in side.quarantined):
+        return "unknown"
+    return "missing" if anchor_in_window else "outside"
+
+
+def _uid(cal_key: str) -> str:
+    return OccurrenceKey.parse("", cal_key).uid
+
+
+# --- the decision ladder ---------------------------------------------------------------
+
+
+def _decide_linked(inputs: Inputs, link: Link) -> list[Op]:
+    """Every case for an item syncd has synced before (vdirsyncer's table, completed)."""
+    c = inputs.calendar.items.get(link.cal_key)
+    v = inputs.vendor.items.get(link.vendor_key)
+    op = _Builder(inputs, link)
+    if c is not None and v is not None:
+        ops = _decide_both_present(inputs, op, link, c, v)
+        return ops or ([op.bind("missing_reappeared", c, v)] if link.missing else [])
+    anchored = link.anchor is None or inputs.window.holds(link.anchor)
+    cal = _presence(inputs.calendar, link.cal_key, anchored, _uid(link.cal_key))
+    ven = _presence(inputs.vendor, link.vendor_key, anchored or bool(c and c.in_window))
+    if "unknown" in (cal, ven):
+        return []  # a side we cannot trust this run: touch nothing
+    if "outside" in (cal, ven):
+        return [op.forget("left_window")]  # leaving the window never deletes anything
+    if "missing" in (cal, ven):
+        side: SideName = "calendar" if cal == "missing" else "vendor"
+        return [] if link.missing == side else [op.mark_missing(side)]
+    if c is None and v is None:
+        return [op.forget("gone_both")]
+    if c is not None:  # the vendor record is confirmed gone
+        return _decide_vendor_deleted(inputs, op, c, link)
+    assert v is not None  # the calendar event is confirmed gone
+    return _decide_calendar_deleted(inputs, op, v, link)
+
+
+def _decide_both_present(inputs: Inputs, op: _Builder, link: Link, c: Item, v: Item) -> list[Op]:
+    policy = inputs.policy
+    cal_changed = c.fp != link.cal_fp
+    ven_changed = v.fp != link.vendor_fp
+    if not cal_changed and not ven_changed:
+        if c.fp == v.fp or link.accepted:
+            return []  # unchanged on both sides
+        # Neither changed, yet they differ (vdirsyncer #1155): repair toward the authority.
+        return op.copy(policy.authority, c, v, "repair_divergence")
+    if cal_changed and ven_changed and c.fp == v.fp:
+        return [op.bind("both_changed_alike", c, v)]
+    if cal_changed and not ven_changed:
+        forward = policy.writes("vendor")
+        case = "calendar_changed" if forward else "calendar_edit_reverted"
+        return op.copy("calendar" if forward else "vendor", c, v, case)
+    if ven_changed and not cal_changed:
+        back = policy.writes("calendar")
+        case = "vendor_changed" if back else "vendor_edit_overwritten"
+        return op.copy("vendor" if back else "calendar", c, v, case)
+    winner = _conflict_winner(policy, c, v)
+    loser = v if winner == "calendar" else c
+    return [replace(o, loser=loser) for o in op.copy(winner, c, v, "conflict")]
+
+
+def _conflict_winner(policy: Policy, c: Item, v: Item) -> SideName:
+    """Both changed: the route's conflict policy (DESIGN.md section 6)."""
+    if policy.direction != "both":
+        return policy.authority
+    if policy.conflict == "vendor":
+        return "vendor"
+    cal_time, ven_time = c.record.modified, v.record.modified
+    if policy.conflict == "newest" and cal_time and ven_time and ven_time > cal_time:
+        return "vendor"
+    return "calendar"
+
+
+def _decide_vendor_deleted(inputs: Inputs, op: _Builder, c: Item, link: Link) -> list[Op]:
+    """The calendar still has it; the vendor's record is confirmed gone."""
+    policy = inputs.policy
+    if policy.direction == "to_vendor":
+        if policy.on_vendor_delete == "keep_deleted":
+            return [op.forget("vendor_deleted_kept", tombstone=KEPT_DELETED)]
+        return [op.create("vendor_deleted_recreated", "vendor", c)]
+    if policy.direction == "both" and c.fp != link.cal_fp:
+        return [op.create("edit_beats_delete", "vendor", c)]
+    if not inputs.may_write("calendar"):
+        return [op.forget("vendor_deleted_kept", tombstone=KEPT_DELETED)]
+    return [op.delete("vendor_deleted", "calendar", c, DELETED_BY_SYNCD)]
+
+
+def _decide_calendar_deleted(inputs: Inputs, op: _Builder, v: Item, link: Link) -> list[Op]:
+    """The vendor still has it; the calendar's event is confirmed gone."""
+    policy = inputs.policy
+    if policy.direction == "to_calendar":
+        return [op.create("calendar_delete_reverted", "calendar", v)]
+    if policy.direction == "both" and v.fp != link.vendor_fp:
+        return [op.create("edit_beats_delete", "calendar", v)]
+    return [op.delete("calendar_deleted", "vendor", v, DELETED_BY_SYNCD)]
+
+
+def _decide_new_on_calendar(inputs: Inputs, c: Item, linked_vendor: set[str]) -> list[Op]:
+    """A calendar item with no link: adopt the vendor record with our key, or create."""
+    v = inputs.vendor.items.get(c.partner)
+    if not c.in_window or c.partner in linked_vendor:
+        return []
+    op = _Builder(inputs, None, c.key, c.partner)
+    if v is not None:
+        if c.fp == v.fp:
+            return [op.bind("adopted", c, v)]
+        return op.copy(inputs.policy.authority, c, v, "adopted_and_repaired") or [
+            op.bind("adopted", c, v)
+        ]
+    if not inputs.may_write("vendor") or ("calendar", c.key) in inputs.tombstones:
+        return []
+    return [op.create("new_on_calendar", "vendor", c)]
+
+
+def _decide_new_on_vendor(inputs: Inputs, v: Item) -> list[Op]:
+    """A vendor record nobody links: import it when the route asks, else leave it alone."""
+    if v.ours or not inputs.policy.import_new or not inputs.may_write("calendar"):
+        return []  # records of ours with no event are orphans: never touched without a link
+    if ("vendor", v.key) in inputs.tombstones or not v.in_window:
+        return []
+    cal_key = imported_key(inputs.calendar_id, v.key)
+    return [_Builder(inputs, None, cal_key, v.key).create("new_on_vendor", "calendar", v)]
+
+
+def imported_key(calendar_id: str, vendor_key: str) -> str:
+    """The occurrence key of an event syncd makes for a vendor-born record: stable, so a
+    crash between the write and the state commit cannot make a second one."""
+    digest = hashlib.sha256(f"{calendar_id}\0{vendor_key}".encode()).hexdigest()[:24]
+    return OccurrenceKey(calendar_id, f"syncd-{digest}").text
+
+
+# --- series whose occurrences were re-keyed --------------------------------------------
+
+
+def _rekey_series(inputs: Inputs) -> tuple[list[Link], list[Op]]:
+    """Pair vanished occurrences of a series with new ones of the same UID and patch them
+    instead of delete + create (ICALENDAR.md 6c): a moved DTSTART keeps the CRM records."""
+    if not inputs.may_write("vendor"):
+        return list(inputs.links), []
+    vanished = _vanished_by_uid(inputs)
+    fresh = _fresh_by_uid(inputs)
+    pairs = [p for uid in vanished.keys() & fresh.keys() for p in _pair(vanished[uid], fresh[uid])]
+    paired = {link.cal_key for link, _ in pairs}
+    ops = [_rekey_op(inputs, link, item) for link, item in pairs]
+    return [link for link in inputs.links if link.cal_key not in paired], ops
+
+
+def _vanished_by_uid(inputs: Inputs) -> dict[str, list[Link]]:
+    groups: dict[str, list[Link]] = defaultdict(list)
+    for link in inputs.links:
+        gone = link.cal_key in inputs.calendar.absent
+        if gone and link.vendor_key in inputs.vendor.items:
+            groups[_uid(link.cal_key)].append(link)
+    return groups
+
+
+def _fresh_by_uid(inputs: Inputs) -> dict[str, list[Item]]:
+    linked = {link.cal_key for link in inputs.links}
+    groups: dict[str, list[Item]] = defaultdict(list)
+    for item in inputs.calendar.items.values():
+        if item.in_window and item.key not in linked and item.partner not in inputs.vendor.items:
+            groups[_uid(item.key)].append(item)
+    return groups
+
+
+def _pair(links: list[Link], items: list[Item]) -> list[tuple[Link, Item]]:
+    """Same local date first; then, when the counts match, in order (a uniform shift)."""
+    links = sorted(links, key=lambda link: _rid(link.cal_key))
+    items = sorted(items, key=lambda item: _rid(item.key))
+    by_day = {_rid(item.key)[:8]: item for item in items}
+    pairs = [
+        (link, by_day[_rid(link.cal_key)[:8]]) for link in links if _rid(link.cal_key)[:8] in by_day
+    ]
+    used_links = {id(link) for link, _ in pairs}
+    used_items = {item.key for _, item in pairs}
+    rest_links = [link for link in links if id(link) not in used_links]
+    rest_items = [item for item in items if item.key not in used_items]
+    if len(rest_links) == len(rest_items):
+        pairs.extend(zip(rest_links, rest_items, strict=True))
+    return pairs
+
+
+def _rid(cal_key: str) -> str:
+    return cal_key.rsplit(":", 1)[1]
+
+
+def _rekey_op(inputs: Inputs, link: Link, item: Item) -> Op:
+    current = inputs.vendor.items[link.vendor_key]
+    moved = replace(link, cal_key=item.key)
+    return _Builder(inputs, moved).update("series_rekeyed", "vendor", item, current)
+
+
+# --- building ops ----------------------------------------------------------------------
+
+
+class _Builder:
+    """Makes ops that share a link and keys, so the ladder above stays one line a case."""
+
+    def __init__(
+        self, inputs: Inputs, link: Link | None, cal_key: str = "", vendor_key: str = ""
+    ) -> None:
+        self.inputs = inputs
+        self.link = link
+        self.cal_key = link.cal_key if link else cal_key
+        self.vendor_key = link.vendor_key if link else vendor_key
+
+    def _op(self, action: Action, side: SideName, case: str) -> Op:
+        return Op(action, side, case, self.cal_key, self.vendor_key, link=self.link)
+
+    def create(self, case: str, side: SideName, source: Item) -> Op:
+        return replace(self._op("create", side, case), source=source)
+
+    def update(self, case: str, side: SideName, source: Item, target: Item) -> Op:
+        changed = changed_fields(target.view, source.view, self.inputs.fields)
+        op = self._op("update", side, case)
+        return replace(op, source=source, target=target, changed=changed)
+
+    def copy(self, winner: SideName, c: Item, v: Item, case: str) -> list[Op]:
+        """Write the winner's content over the other side, where the route may write."""
+        target: SideName = "vendor" if winner == "calendar" else "calendar"
+        if not self.inputs.may_write(target):
+            return []
+        source, current = (c, v) if winner == "calendar" else (v, c)
+        return [self.update(case, target, source, current)]
+
+    def delete(self, case: str, side: SideName, target: Item, tombstone: str) -> Op:
+        return replace(self._op("delete", side, case), target=target, tombstone=tombstone)
+
+    def bind(self, case: str, c: Item, v: Item) -> Op:
+        return replace(self._op("bind", "", case), source=c, target=v)
+
+    def forget(self, case: str, tombstone: str = "") -> Op:
+        return replace(self._op("forget", "", case), tombstone=tombstone)
+
+    def mark_missing(self, side: SideName) -> Op:
+        return self._op("mark_missing", side, f"{side}_missing_unconfirmed")
+
+
+def count_deletes(ops: Iterable[Op]) -> int:
+    """How many ops delete something on a side."""
+    return sum(1 for op in ops if op.action == "delete")
