@@ -1,0 +1,524 @@
+"""The state store: one SQLite file that people can read while the daemon runs.
+
+The only module that imports sqlite-utils. WAL mode and a busy timeout let `sqlite3`,
+`datasette` and `syncd status` read while a sync writes. Schema changes are versioned
+migrations (`sqlite_utils.Migrations`); every write happens inside `db.atomic()`.
+Timestamps are ISO-8601 UTC text, snapshots JSON. No secret is ever written here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils import Migrations
+
+from syncd.errors import RouteBusy
+from syncd.model import Link, moment_text, parse_moment
+
+BUSY_TIMEOUT_MS = 10_000
+migrations = Migrations("syncd")
+
+
+def utc_now() -> str:
+    """Now as ISO-8601 UTC text, the one timestamp format of the store."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@migrations()
+def m001_initial(db: sqlite_utils.Database) -> None:
+    """The first schema: links, intents, runs, quarantine, tombstones, held deletes,
+    conflicts, locks and route health."""
+    db.table("links").create(
+        {
+            "route": str,
+            "cal_key": str,
+            "vendor_key": str,
+            "remote_id": str,
+            "uid": str,
+            "rid": str,
+            "title": str,
+            "anchor": str,
+            "cal_fp": str,
+            "vendor_fp": str,
+            "cal_version": str,
+            "vendor_version": str,
+            "missing": str,
+            "accepted": int,
+            "note": str,
+            "origin": str,
+            "linked_at": str,
+            "synced_at": str,
+        },
+        pk=("route", "cal_key"),
+    )
+    db.table("links").create_index(["route", "vendor_key"], unique=True)
+    db.table("pending_creates").create(
+        {"route": str, "side": str, "cal_key": str, "vendor_key": str, "started_at": str},
+        pk=("route", "side", "cal_key"),
+    )
+    db.table("runs").create(
+        {
+            "id": int,
+            "route": str,
+            "trigger": str,
+            "started_at": str,
+            "finished_at": str,
+            "outcome": str,
+            "counts": str,
+            "error": str,
+        },
+        pk="id",
+    )
+    db.table("runs").create_index(["route", "started_at"])
+    db.table("quarantine").create(
+        {
+            "route": str,
+            "side": str,
+            "key": str,
+            "reason": str,
+            "first_seen": str,
+            "last_seen": str,
+            "attempts": int,
+            "retry": int,
+        },
+        pk=("route", "side", "key"),
+    )
+    db.table("tombstones").create(
+        {"route": str, "side": str, "key": str, "reason": str, "deleted_at": str},
+        pk=("route", "side", "key"),
+    )
+    db.table("held_deletes").create(
+        {
+            "route": str,
+            "side": str,
+            "cal_key": str,
+            "vendor_key": str,
+            "case": str,
+            "title": str,
+            "held_at": str,
+        },
+        pk=("route", "side", "cal_key"),
+    )
+    db.table("conflicts").create(
+        {
+            "id": int,
+            "route": str,
+            "cal_key": str,
+            "vendor_key": str,
+            "winner": str,
+            "calendar_snapshot": str,
+            "vendor_snapshot": str,
+            "detected_at": str,
+        },
+        pk="id",
+    )
+    db.table("locks").create(
+        {"route": str, "holder": str, "pid": int, "host": str, "acquired_at": str}, pk="route"
+    )
+    db.table("route_health").create(
+        {
+            "route": str,
+            "state": str,
+            "since": str,
+            "last_error": str,
+            "last_run_at": str,
+            "last_success_at": str,
+            "failures": int,
+        },
+        pk="route",
+    )
+    _create_views(db)
+
+
+def _create_views(db: sqlite_utils.Database) -> None:
+    db.create_view(
+        "route_status",
+        """
+        SELECT h.route, h.state, h.since, h.last_run_at, h.last_success_at, h.failures,
+               h.last_error,
+               (SELECT count(*) FROM links l WHERE l.route = h.route) AS linked,
+               (SELECT count(*) FROM quarantine q WHERE q.route = h.route) AS quarantined,
+               (SELECT count(*) FROM held_deletes d WHERE d.route = h.route) AS held_deletes,
+               (SELECT count(*) FROM conflicts c WHERE c.route = h.route) AS conflicts
+        FROM route_health h""",
+    )
+    db.create_view(
+        "items_in_error",
+        """
+        SELECT route, side, key, reason, attempts, first_seen, last_seen,
+               CASE retry WHEN 1 THEN 'queued for retry' ELSE 'quarantined' END AS state
+        FROM quarantine ORDER BY route, last_seen DESC""",
+    )
+    db.create_view(
+        "vendor_key_map",
+        """
+        SELECT route, vendor_key, remote_id, uid, rid, title, anchor AS starts, origin,
+               synced_at
+        FROM links ORDER BY route, anchor""",
+    )
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    """Everything `record_link` writes: the plan's `Link` plus what people read."""
+
+    link: Link
+    uid: str = ""
+    rid: str = ""
+    title: str = ""
+    cal_version: str = ""
+    vendor_version: str = ""
+    note: str = ""
+    origin: str = "created"
+
+
+class State:
+    """The state store of one config: open it, read and write routes' rows, close it."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.db = sqlite_utils.Database(path)
+        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self.db.enable_wal()
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        """Close the connection (everything is already committed)."""
+        self.db.close()
+
+    def _rows(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
+        cursor = self.db.execute(sql, list(params))
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    # --- the route lock -----------------------------------------------------------------
+
+    @contextmanager
+    def locked(self, route: str, holder: str) -> Iterator[None]:
+        """Hold the route's lock for the block; raise `RouteBusy` when someone else has it."""
+        self.acquire(route, holder)
+        try:
+            yield
+        finally:
+            self.release(route, holder)
+
+    def acquire(self, route: str, holder: str) -> None:
+        """Take the route's lock, or take over one whose holder died on this host."""
+        row = {
+            "route": route,
+            "holder": holder,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "acquired_at": utc_now(),
+        }
+        with self.db.atomic():
+            self.db.table("locks").insert(row, ignore=True)  # a write first: it takes the lock
+            current = self._rows("SELECT * FROM locks WHERE route = ?", [route])[0]
+            if current["holder"] != holder and _holder_alive(current):
+                raise RouteBusy(route, f"{current['holder']} (pid {current['pid']})")
+            self.db.table("locks").upsert(row, pk="route")
+
+    def release(self, route: str, holder: str) -> None:
+        """Let go of the route's lock if we hold it."""
+        with self.db.atomic():
+            self.db.execute("DELETE FROM locks WHERE route = ? AND holder = ?", [route, holder])
+
+    # --- links --------------------------------------------------------------------------
+
+    def links(self, route: str) -> tuple[Link, ...]:
+        """Every link of the route, as the plan reads them."""
+        rows = self._rows("SELECT * FROM links WHERE route = ? ORDER BY cal_key", [route])
+        return tuple(_link(row) for row in rows)
+
+    def record_link(self, route: str, row: LinkRow, replaces: str = "") -> None:
+        """Write a link after a successful op; `replaces` is the old key of a re-keyed one."""
+        now = utc_now()
+        with self.db.atomic():
+            if replaces and replaces != row.link.cal_key:
+                self._delete_link(route, replaces)
+            old = self._rows(
+                "SELECT linked_at FROM links WHERE route = ? AND cal_key = ?",
+                [route, row.link.cal_key],
+            )
+            self.db.table("links").upsert(_link_row(route, row, old, now), pk=("route", "cal_key"))
+            self._clear_intent(route, row.link.cal_key)
+
+    def forget_link(self, route: str, cal_key: str, tombstone: tuple[str, str, str] | None) -> None:
+        """Drop a link; remember a deletion as a tombstone (side, key, reason)."""
+        with self.db.atomic():
+            self._delete_link(route, cal_key)
+            if tombstone:
+                self._tombstone(route, *tombstone)
+
+    def _delete_link(self, route: str, cal_key: str) -> None:
+        self.db.execute("DELETE FROM links WHERE route = ? AND cal_key = ?", [route, cal_key])
+
+    def mark_missing(self, route: str, cal_key: str, side: str) -> None:
+        """Note that a complete listing of `side` did not show the linked record."""
+        with self.db.atomic():
+            self.db.execute(
+                "UPDATE links SET missing = ? WHERE route = ? AND cal_key = ?",
+                [side, route, cal_key],
+            )
+
+    # --- create intents (crash safety) ---------------------------------------------------
+
+    def intend_create(self, route: str, side: str, cal_key: str, vendor_key: str) -> None:
+        """Commit the intent to create before the create request leaves."""
+        row = {
+            "route": route,
+            "side": side,
+            "cal_key": cal_key,
+            "vendor_key": vendor_key,
+            "started_at": utc_now(),
+        }
+        with self.db.atomic():
+            self.db.table("pending_creates").upsert(row, pk=("route", "side", "cal_key"))
+
+    def pending_creates(self, route: str) -> list[dict[str, Any]]:
+        """Creates that were started and never recorded: a crash came in between."""
+        return self._rows("SELECT * FROM pending_creates WHERE route = ?", [route])
+
+    def _clear_intent(self, route: str, cal_key: str) -> None:
+        self.db.execute(
+            "DELETE FROM pending_creates WHERE route = ? AND cal_key = ?", [route, cal_key]
+        )
+
+    # --- tombstones ---------------------------------------------------------------------
+
+    def tombstones(self, route: str) -> list[dict[str, Any]]:
+        """The deletions the route remembers."""
+        return self._rows("SELECT * FROM tombstones WHERE route = ?", [route])
+
+    def _tombstone(self, route: str, side: str, key: str, reason: str) -> None:
+        row = {"route": route, "side": side, "key": key, "reason": reason, "deleted_at": utc_now()}
+        self.db.table("tombstones").upsert(row, pk=("route", "side", "key"))
+
+    def clear_tombstones(self, route: str, keys: Iterable[tuple[str, str]]) -> None:
+        """Forget deletions of items that came back."""
+        with self.db.atomic():
+            for side, key in keys:
+                self.db.execute(
+                    "DELETE FROM tombstones WHERE route = ? AND side = ? AND key = ?",
+                    [route, side, key],
+                )
+
+    # --- quarantine ---------------------------------------------------------------------
+
+    def quarantine(self, route: str, side: str, key: str, reason: str) -> None:
+        """Put an item aside with its reason; count how often it came back."""
+        now = utc_now()
+        with self.db.atomic():
+            self.db.execute(
+                """INSERT INTO quarantine (route, side, key, reason, first_seen, last_seen,
+                                           attempts, retry)
+                   VALUES (?, ?, ?, ?, ?, ?, 1, 0)
+                   ON CONFLICT (route, side, key) DO UPDATE SET reason = excluded.reason,
+                     last_seen = excluded.last_seen, attempts = attempts + 1, retry = 0""",
+                [route, side, key, reason, now, now],
+            )
+
+    def quarantined(self, route: str) -> list[dict[str, Any]]:
+        """The route's quarantined items, newest first."""
+        return self._rows(
+            "SELECT * FROM quarantine WHERE route = ? ORDER BY last_seen DESC", [route]
+        )
+
+    def clear_quarantine(self, route: str, side: str, keys: Iterable[str]) -> None:
+        """Items that went through: out of quarantine."""
+        with self.db.atomic():
+            for key in keys:
+                self.db.execute(
+                    "DELETE FROM quarantine WHERE route = ? AND side = ? AND key = ?",
+                    [route, side, key],
+                )
+
+    def queue_retry(self, route: str) -> int:
+        """`syncd retry`: every quarantined write is tried again on the next run."""
+        with self.db.atomic():
+            cursor = self.db.execute("UPDATE quarantine SET retry = 1 WHERE route = ?", [route])
+            return cursor.rowcount
+
+    # --- held deletes -------------------------------------------------------------------
+
+    def hold_deletes(self, route: str, rows: Iterable[dict[str, str]]) -> None:
+        """Replace the route's held deletes with this run's."""
+        now = utc_now()
+        with self.db.atomic():
+            self.db.execute("DELETE FROM held_deletes WHERE route = ?", [route])
+            self.db.table("held_deletes").insert_all(
+                ({**row, "route": route, "held_at": now} for row in rows),
+                pk=("route", "side", "cal_key"),
+                replace=True,
+            )
+
+    def held_deletes(self, route: str) -> list[dict[str, Any]]:
+        """Deletes the safety guard held back, waiting for `syncd release`."""
+        return self._rows("SELECT * FROM held_deletes WHERE route = ?", [route])
+
+    # --- conflicts ----------------------------------------------------------------------
+
+    def add_conflict(
+        self,
+        route: str,
+        cal_key: str,
+        vendor_key: str,
+        winner: str,
+        snapshots: tuple[dict[str, Any], dict[str, Any]],
+    ) -> None:
+        """Keep both versions of a conflict; the loser is never just dropped."""
+        row = {
+            "route": route,
+            "cal_key": cal_key,
+            "vendor_key": vendor_key,
+            "winner": winner,
+            "calendar_snapshot": json.dumps(snapshots[0]),
+            "vendor_snapshot": json.dumps(snapshots[1]),
+            "detected_at": utc_now(),
+        }
+        with self.db.atomic():
+            self.db.table("conflicts").insert(row)
+
+    def conflicts(self, route: str) -> list[dict[str, Any]]:
+        """The route's recorded conflicts, newest first."""
+        return self._rows("SELECT * FROM conflicts WHERE route = ? ORDER BY id DESC", [route])
+
+    # --- runs and health ----------------------------------------------------------------
+
+    def begin_run(self, route: str, trigger: str) -> int:
+        """Record that a run started; returns its id."""
+        with self.db.atomic():
+            table = self.db.table("runs")
+            table.insert(
+                {
+                    "route": route,
+                    "trigger": trigger,
+                    "started_at": utc_now(),
+                    "outcome": "running",
+                    "counts": "{}",
+                    "error": "",
+                }
+            )
+            return int(str(table.last_pk))
+
+    def finish_run(
+        self, run_id: int, route: str, outcome: str, counts: dict[str, int], error: str = ""
+    ) -> str:
+        """Close a run and update the route's health; returns the previous health state."""
+        now = utc_now()
+        with self.db.atomic():
+            self.db.table("runs").update(
+                run_id,
+                {
+                    "finished_at": now,
+                    "outcome": outcome,
+                    "counts": json.dumps(counts),
+                    "error": error,
+                },
+            )
+            return self._set_health(route, outcome, error, now)
+
+    def _set_health(self, route: str, outcome: str, error: str, now: str) -> str:
+        rows = self._rows("SELECT * FROM route_health WHERE route = ?", [route])
+        fresh: dict[str, Any] = {"state": "new", "since": now, "failures": 0, "last_success_at": ""}
+        old = rows[0] if rows else fresh
+        state = "failing" if outcome == "failed" else "ok"
+        health = {
+            "route": route,
+            "state": state,
+            "last_run_at": now,
+            "last_error": error,
+            "since": old["since"] if old["state"] == state else now,
+            "failures": int(old["failures"]) + 1 if state == "failing" else 0,
+            "last_success_at": old["last_success_at"] if state == "failing" else now,
+        }
+        self.db.table("route_health").upsert(health, pk="route")
+        return str(old["state"])
+
+    def status(self) -> list[dict[str, Any]]:
+        """One row per route from the `route_status` view."""
+        return self._rows("SELECT * FROM route_status ORDER BY route")
+
+    def last_run(self, route: str) -> dict[str, Any] | None:
+        """The route's newest finished run."""
+        rows = self._rows(
+            "SELECT * FROM runs WHERE route = ? AND finished_at IS NOT NULL "
+            "ORDER BY id DESC LIMIT 1",
+            [route],
+        )
+        return rows[0] if rows else None
+
+    # --- reset --------------------------------------------------------------------------
+
+    def reset(self, route: str) -> None:
+        """Forget everything about a route (`syncd reset`); its runs stay as history."""
+        with self.db.atomic():
+            for table in (
+                "links",
+                "pending_creates",
+                "quarantine",
+                "tombstones",
+                "held_deletes",
+                "route_health",
+            ):
+                self.db.execute(f"DELETE FROM {table} WHERE route = ?", [route])
+
+
+def _holder_alive(row: dict[str, Any]) -> bool:
+    """A lock's holder is alive unless it ran on this host and its process is gone."""
+    if row["host"] != socket.gethostname():
+        return True
+    try:
+        os.kill(int(row["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _link(row: dict[str, Any]) -> Link:
+    return Link(
+        cal_key=row["cal_key"],
+        vendor_key=row["vendor_key"],
+        cal_fp=row["cal_fp"],
+        vendor_fp=row["vendor_fp"],
+        anchor=parse_moment(row["anchor"]) if row["anchor"] else None,
+        missing=row["missing"] or "",
+        accepted=bool(row["accepted"]),
+        remote_id=row["remote_id"] or "",
+    )
+
+
+def _link_row(route: str, row: LinkRow, old: list[dict[str, Any]], now: str) -> dict[str, Any]:
+    link = row.link
+    return {
+        "route": route,
+        "cal_key": link.cal_key,
+        "vendor_key": link.vendor_key,
+        "remote_id": link.remote_id,
+        "uid": row.uid,
+        "rid": row.rid,
+        "title": row.title,
+        "anchor": moment_text(link.anchor) if link.anchor is not None else "",
+        "cal_fp": link.cal_fp,
+        "vendor_fp": link.vendor_fp,
+        "cal_version": row.cal_version,
+        "vendor_version": row.vendor_version,
+        "missing": link.missing,
+        "accepted": int(link.accepted),
+        "note": row.note,
+        "origin": row.origin,
+        "linked_at": old[0]["linked_at"] if old else now,
+        "synced_at": now,
+    }
