@@ -339,8 +339,8 @@ def _rid(cal_key: str) -> str:
 
 def _rekey_op(inputs: Inputs, link: Link, item: Item) -> Op:
     current = inputs.vendor.items[link.vendor_key]
-    moved = replace(link, cal_key=item.key)
-    return _Builder(inputs, moved).update("series_rekeyed", "vendor", item, current)
+    op = _Builder(inputs, link).update("series_rekeyed", "vendor", item, current)
+    return replace(op, cal_key=item.key)  # op.link keeps the old key: the row it replaces
 
 
 # --- building ops ----------------------------------------------------------------------

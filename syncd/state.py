@@ -85,6 +85,7 @@ def m001_initial(db: sqlite_utils.Database) -> None:
             "side": str,
             "key": str,
             "reason": str,
+            "fp": str,
             "first_seen": str,
             "last_seen": str,
             "attempts": int,
@@ -244,12 +245,12 @@ class State:
         """Write a link after a successful op; `replaces` is the old key of a re-keyed one."""
         now = utc_now()
         with self.db.atomic():
+            old = self._rows(
+                "SELECT linked_at, origin FROM links WHERE route = ? AND cal_key = ?",
+                [route, replaces or row.link.cal_key],
+            )
             if replaces and replaces != row.link.cal_key:
                 self._delete_link(route, replaces)
-            old = self._rows(
-                "SELECT linked_at FROM links WHERE route = ? AND cal_key = ?",
-                [route, row.link.cal_key],
-            )
             self.db.table("links").upsert(_link_row(route, row, old, now), pk=("route", "cal_key"))
             self._clear_intent(route, row.link.cal_key)
 
@@ -315,18 +316,28 @@ class State:
 
     # --- quarantine ---------------------------------------------------------------------
 
-    def quarantine(self, route: str, side: str, key: str, reason: str) -> None:
-        """Put an item aside with its reason; count how often it came back."""
+    def quarantine(self, route: str, side: str, key: str, reason: str, fp: str = "") -> None:
+        """Put an item aside with its reason and the fingerprint it had; count how often
+        it came back."""
         now = utc_now()
         with self.db.atomic():
             self.db.execute(
-                """INSERT INTO quarantine (route, side, key, reason, first_seen, last_seen,
+                """INSERT INTO quarantine (route, side, key, reason, fp, first_seen, last_seen,
                                            attempts, retry)
-                   VALUES (?, ?, ?, ?, ?, ?, 1, 0)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, 1, 0)
                    ON CONFLICT (route, side, key) DO UPDATE SET reason = excluded.reason,
-                     last_seen = excluded.last_seen, attempts = attempts + 1, retry = 0""",
-                [route, side, key, reason, now, now],
+                     fp = excluded.fp, last_seen = excluded.last_seen,
+                     attempts = attempts + 1, retry = 0""",
+                [route, side, key, reason, fp, now, now],
             )
+
+    def parked(self, route: str, side: str) -> dict[str, str]:
+        """Writes put aside and not queued for retry: key -> the fingerprint they had."""
+        rows = self._rows(
+            "SELECT key, fp FROM quarantine WHERE route = ? AND side = ? AND retry = 0",
+            [route, side],
+        )
+        return {row["key"]: row["fp"] for row in rows}
 
     def quarantined(self, route: str) -> list[dict[str, Any]]:
         """The route's quarantined items, newest first."""
@@ -518,7 +529,7 @@ def _link_row(route: str, row: LinkRow, old: list[dict[str, Any]], now: str) -> 
         "missing": link.missing,
         "accepted": int(link.accepted),
         "note": row.note,
-        "origin": row.origin,
+        "origin": row.origin or (old[0]["origin"] if old else "created"),
         "linked_at": old[0]["linked_at"] if old else now,
         "synced_at": now,
     }

@@ -1,0 +1,247 @@
+"""Carry out a plan: one op at a time per item, several items at once.
+
+Each op is retried by the retry policy when the failure is transient; a refused item
+is quarantined with its reason and the run goes on; refused credentials stop the run.
+After every write the state records what the side *reported back*, not what was
+sent, so vendor normalisation never looks like a change. A create is preceded by a
+committed intent row, so a crash between the request and the record leaves a trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass, field
+
+from syncd.adapter import Adapter
+from syncd.errors import (
+    AdapterError,
+    AuthFailed,
+    Gone,
+    Malformed,
+    Rejected,
+    Unavailable,
+    VersionMismatch,
+)
+from syncd.model import Link, OccurrenceKey, Record, changed_fields, event_snapshot
+from syncd.plan import Item, Op
+from syncd.retry import RetryPolicy, with_retries
+from syncd.state import LinkRow, State
+
+DEFAULT_CONCURRENCY = 8
+
+
+@dataclass
+class RunCounts:
+    """What a run did, by kind."""
+
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    adopted: int = 0
+    forgotten: int = 0
+    marked_missing: int = 0
+    quarantined: int = 0
+    parked: int = 0  # writes skipped because the item is quarantined and unchanged
+    unavailable: int = 0
+    conflicts: int = 0
+    last_error: str = field(default="", repr=False)
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts alone, for the runs table."""
+        return {k: v for k, v in asdict(self).items() if isinstance(v, int)}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """The route as apply needs it: both adapters and how to read back a record."""
+
+    route_id: str
+    calendar: Adapter
+    vendor: Adapter
+    calendar_item: Callable[[Record], Item | None]
+    vendor_item: Callable[[Record], Item]
+    fields: frozenset[str]
+
+
+class Applier:
+    """Applies one route's ops and records each outcome in the state store."""
+
+    def __init__(
+        self,
+        binding: Binding,
+        state: State,
+        retry: RetryPolicy,
+        concurrency: int = DEFAULT_CONCURRENCY,
+    ) -> None:
+        self.binding = binding
+        self.state = state
+        self.retry = retry
+        self.counts = RunCounts()
+        self._slots = asyncio.Semaphore(concurrency)
+        self._parked = {
+            side: state.parked(binding.route_id, side) for side in ("calendar", "vendor")
+        }
+
+    async def apply(self, ops: Iterable[Op]) -> RunCounts:
+        """Apply every op; raise `AuthFailed` as soon as a side refuses the credentials."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                for op in ops:
+                    group.create_task(self._guarded(op))
+        except* AuthFailed as failures:
+            raise failures.exceptions[0] from None
+        return self.counts
+
+    async def _guarded(self, op: Op) -> None:
+        if self._is_parked(op):
+            self.counts.parked += 1
+            return
+        async with self._slots:
+            try:
+                await self._dispatch(op)
+            except (Rejected, VersionMismatch, Malformed) as exc:
+                self._quarantine(op, exc)
+            except Gone:
+                self._vanished(op)
+            except Unavailable as exc:
+                self.counts.unavailable += 1
+                self.counts.last_error = str(exc)
+
+    def _is_parked(self, op: Op) -> bool:
+        parked = self._parked.get(op.side, {})
+        return op.source is not None and parked.get(op.cal_key) == op.source.fp
+
+    def _quarantine(self, op: Op, exc: AdapterError) -> None:
+        fp = op.source.fp if op.source else ""
+        self.state.quarantine(self.binding.route_id, op.side, op.cal_key, str(exc), fp)
+        self.counts.quarantined += 1
+
+    def _vanished(self, op: Op) -> None:
+        """The record went away between the listing and the write: look again next run."""
+        if op.link is not None and op.side:
+            self.state.mark_missing(self.binding.route_id, op.link.cal_key, op.side)
+        self.counts.marked_missing += 1
+
+    async def _call(self, call: Callable[[], Awaitable[Record]]) -> Record:
+        return await with_retries(call, self.retry)
+
+    async def _dispatch(self, op: Op) -> None:
+        handlers = {
+            "create": self._create,
+            "update": self._update,
+            "delete": self._delete,
+            "bind": self._bind,
+            "forget": self._forget,
+            "mark_missing": self._mark,
+        }
+        await handlers[op.action](op)
+        if op.loser is not None:
+            self._record_conflict(op)
+
+    # --- the six actions ----------------------------------------------------------------
+
+    async def _create(self, op: Op) -> None:
+        assert op.source is not None
+        b, event = self.binding, op.source.record.event
+        self.state.intend_create(b.route_id, op.side, op.cal_key, op.vendor_key)
+        if op.side == "vendor":
+            record = await self._call(lambda: b.vendor.create(op.vendor_key, event))
+            self._link(op, op.source, b.vendor_item(record), "created")
+        else:
+            record = await self._call(lambda: b.calendar.create(op.cal_key, event))
+            self._link(op, b.calendar_item(record), op.source, "imported")
+        self.state.clear_tombstones(
+            b.route_id, [("calendar", op.cal_key), ("vendor", op.vendor_key)]
+        )
+        self.counts.created += 1
+
+    async def _update(self, op: Op) -> None:
+        assert op.source is not None and op.target is not None
+        b, event, current = self.binding, op.source.record.event, op.target.record
+        adapter = b.vendor if op.side == "vendor" else b.calendar
+        record = await self._call(lambda: adapter.update(current, event, op.changed))
+        if op.side == "vendor":
+            self._link(op, op.source, b.vendor_item(record))
+        else:
+            self._link(op, b.calendar_item(record), op.source)
+        self.counts.updated += 1
+
+    async def _delete(self, op: Op) -> None:
+        assert op.target is not None
+        b, record = self.binding, op.target.record
+        adapter = b.vendor if op.side == "vendor" else b.calendar
+
+        async def delete() -> Record:
+            await adapter.delete(record)
+            return record
+
+        await self._call(delete)
+        key = op.vendor_key if op.side == "vendor" else op.cal_key
+        self.state.forget_link(b.route_id, op.cal_key, (op.side, key, op.tombstone))
+        self.counts.deleted += 1
+
+    async def _bind(self, op: Op) -> None:
+        assert op.source is not None and op.target is not None
+        self._link(op, op.source, op.target, "adopted")
+        self.counts.adopted += op.link is None
+
+    async def _forget(self, op: Op) -> None:
+        tombstone = ("calendar", op.cal_key, op.tombstone) if op.tombstone else None
+        self.state.forget_link(self.binding.route_id, op.cal_key, tombstone)
+        self.counts.forgotten += 1
+
+    async def _mark(self, op: Op) -> None:
+        self.state.mark_missing(self.binding.route_id, op.cal_key, op.side)
+        self.counts.marked_missing += 1
+
+    # --- recording ----------------------------------------------------------------------
+
+    def _link(self, op: Op, cal: Item | None, ven: Item, origin: str = "") -> None:
+        """Record the pair as both sides now hold it."""
+        if cal is None:  # the written event no longer passes the route's rules
+            self.state.forget_link(self.binding.route_id, op.cal_key, None)
+            return
+        replaces = op.link.cal_key if op.link is not None else ""
+        row = link_row(cal, ven, self.binding.fields, origin or _origin(op))
+        self.state.record_link(self.binding.route_id, row, replaces)
+        self.state.clear_quarantine(self.binding.route_id, op.side, [op.cal_key])
+
+    def _record_conflict(self, op: Op) -> None:
+        assert op.loser is not None and op.source is not None
+        cal, ven = (op.source, op.loser) if op.side == "vendor" else (op.loser, op.source)
+        winner = "calendar" if op.side == "vendor" else "vendor"
+        snapshots = (event_snapshot(cal.record.event), event_snapshot(ven.record.event))
+        self.state.add_conflict(self.binding.route_id, op.cal_key, op.vendor_key, winner, snapshots)
+        self.counts.conflicts += 1
+
+
+def _origin(op: Op) -> str:
+    return "created" if op.link is None else ""  # "": keep the origin already recorded
+
+
+def link_row(cal: Item, ven: Item, fields: frozenset[str], origin: str) -> LinkRow:
+    """The state row for a pair; a difference the vendor keeps is noted and accepted."""
+    record = cal.record
+    differs = sorted(changed_fields(cal.view, ven.view, fields)) if cal.fp != ven.fp else []
+    link = Link(
+        cal_key=cal.key,
+        vendor_key=ven.key,
+        cal_fp=cal.fp,
+        vendor_fp=ven.fp,
+        anchor=record.anchor if record.anchor is not None else record.event.start,
+        accepted=bool(differs),
+        remote_id=ven.record.remote_id,
+    )
+    key = OccurrenceKey.parse("", cal.key)
+    note = f"the vendor holds other values for: {', '.join(differs)}" if differs else ""
+    return LinkRow(
+        link,
+        uid=key.uid,
+        rid=key.rid,
+        title=record.event.title,
+        cal_version=record.version,
+        vendor_version=ven.record.version,
+        note=note,
+        origin=origin,
+    )

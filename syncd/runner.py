@@ -1,0 +1,347 @@
+"""One route run: list both sides, plan, guard, apply, record.
+
+`RouteRunner.run` is what `syncd sync`, `syncd plan` and the daemon call. It turns
+the two listings into the plan's `Side`s (route rules, projection, fingerprints),
+confirms absences the way each side allows, asks the pure plan what to do, holds
+mass deletions back, and hands the rest to `apply`. A listing that fails fails the
+run: nothing is planned, so nothing is deleted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+from syncd import routing
+from syncd.adapter import Adapter
+from syncd.apply import Applier, Binding, RunCounts
+from syncd.config import RouteConfig
+from syncd.errors import AdapterError, AuthFailed, Gone
+from syncd.model import (
+    Link,
+    Listing,
+    OccurrenceKey,
+    Problem,
+    Record,
+    Window,
+    fingerprint,
+    vendor_key,
+)
+from syncd.plan import DELETED_BY_SYNCD, Inputs, Item, Op, Policy, Side, SideName, plan_route
+from syncd.retry import RetryPolicy, with_retries
+from syncd.state import State
+
+log = logging.getLogger("syncd.runner")
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one route run did, for the CLI, the daemon and the tests."""
+
+    route: str
+    outcome: str  # ok | failed | held
+    ops: tuple[Op, ...] = ()
+    held: tuple[Op, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+    error: str = ""
+
+
+@dataclass
+class RouteRunner:
+    """Runs one route: a calendar adapter and a vendor adapter under the route's rules."""
+
+    route_id: str
+    route: RouteConfig
+    calendar_id: str
+    calendar: Adapter
+    vendor: Adapter
+    state: State
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    _last_window: Window = field(init=False, repr=False)
+
+    @property
+    def fields(self) -> frozenset[str]:
+        """The fields both sides hold: the only ones compared."""
+        return self.calendar.caps.fields & self.vendor.caps.fields
+
+    async def run(
+        self, *, dry_run: bool = False, release: bool = False, trigger: str = "manual"
+    ) -> RunReport:
+        """One pass; with `dry_run` nothing is written anywhere, not even the state."""
+        if dry_run:
+            return await self._pass(dry_run=True, release=release)
+        started = time.monotonic()
+        run_id = self.state.begin_run(self.route_id, trigger)
+        report = await self._pass(dry_run=False, release=release)
+        previous = self.state.finish_run(
+            run_id, self.route_id, report.outcome, report.counts, report.error
+        )
+        _log_run(report, previous, time.monotonic() - started)
+        return report
+
+    async def _pass(self, *, dry_run: bool, release: bool) -> RunReport:
+        window = Window.around(self.clock(), self.route.window.past, self.route.window.future)
+        self._last_window = window
+        try:
+            cal_listing, ven_listing = await self._list_both(window)
+        except AdapterError as exc:
+            return RunReport(self.route_id, "failed", error=str(exc))
+        links = self.state.links(self.route_id)
+        inputs = await self._inputs(window, cal_listing, ven_listing, links, dry_run)
+        ops = plan_route(inputs)
+        ops, held = self._guard(ops, len(links), release)
+        if dry_run:
+            return RunReport(
+                self.route_id, "held" if held else "ok", ops, held, problems=cal_listing.problems
+            )
+        return await self._apply(ops, held, cal_listing.problems)
+
+    async def _list_both(self, window: Window) -> tuple[Listing, Listing]:
+        cal, ven = await asyncio.gather(
+            with_retries(lambda: self.calendar.list(window), self.retry),
+            with_retries(lambda: self.vendor.list(window), self.retry),
+        )
+        return cal, ven
+
+    # --- building the plan's inputs ---------------------------------------------------
+
+    async def _inputs(
+        self, window: Window, cal: Listing, ven: Listing, links: tuple[Link, ...], dry_run: bool
+    ) -> Inputs:
+        cal_items, dropped, unsure = self._calendar_items(cal, window, dry_run)
+        ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
+        ven_items, ven_absent = await self._confirm_vendor(window, ven_items, links, cal_items)
+        quarantined = unsure | {_problem_uid(p) for p in cal.problems}
+        cal_absent = self._calendar_absent(window, cal_items, links, quarantined) | dropped
+        return Inputs(
+            calendar=Side(
+                cal_items,
+                cal.complete,
+                self.calendar.caps.writable,
+                frozenset(cal_absent),
+                quarantined,
+            ),
+            vendor=Side(ven_items, ven.complete, self.vendor.caps.writable, ven_absent),
+            links=links,
+            window=window,
+            policy=self._policy(),
+            calendar_id=self.calendar_id,
+            tombstones=self._tombstones(),
+            fields=self.fields,
+        )
+
+    def _policy(self) -> Policy:
+        route = self.route
+        return Policy(route.direction, route.conflict, route.on_vendor_delete, route.import_new)
+
+    def _calendar_items(
+        self, listing: Listing, window: Window, dry_run: bool
+    ) -> tuple[dict[str, Item], set[str], frozenset[str]]:
+        """Items that pass the route's rules, the keys the rules drop (they count as
+        absent), and the UIDs of events the rules cannot judge (their absence is unsure)."""
+        items: dict[str, Item] = {}
+        dropped: set[str] = set()
+        unsure: set[str] = set()
+        for record in listing.records:
+            try:
+                item = self.calendar_item(record, window)
+            except routing.NoOwner as exc:
+                if not dry_run:
+                    self.state.quarantine(self.route_id, "calendar", record.key, str(exc))
+                unsure.add(OccurrenceKey.parse("", record.key).uid)
+                continue
+            if item is None:
+                dropped.add(record.key)
+            else:
+                items[record.key] = item
+        return items, dropped, frozenset(unsure)
+
+    def calendar_item(self, record: Record, window: Window) -> Item | None:
+        """The plan's view of a calendar record, or None when the route leaves it out."""
+        event = routing.bind(record.event, self.route.rep)
+        domain = routing.rep_domain(event.owner, self.route.rep)
+        if routing.skip_reason(event, self.route.filter, domain):
+            return None
+        if event.status == "cancelled" and not self.vendor.caps.holds_cancelled:
+            return None  # a vendor without a cancelled state: cancelling deletes
+        view = self.vendor.project(event)
+        key = OccurrenceKey.parse(self.calendar_id, record.key)
+        return Item(
+            replace(record, event=event),
+            view,
+            fingerprint(view, self.fields),
+            record.in_window(window),
+            partner=vendor_key(key),
+        )
+
+    def vendor_item(self, record: Record, window: Window) -> Item:
+        """The plan's view of a vendor record."""
+        view = self.calendar.project(record.event)
+        ours = record.key.startswith(f"{self.calendar_id}:")
+        return Item(
+            record, view, fingerprint(view, self.fields), record.in_window(window), ours=ours
+        )
+
+    def _calendar_absent(
+        self,
+        window: Window,
+        items: dict[str, Item],
+        links: Iterable[Link],
+        quarantined: frozenset[str],
+    ) -> set[str]:
+        """Linked calendar keys the listing lacks, where the calendar's word is final."""
+        if self.calendar.caps.absence == "authoritative":
+            return {
+                link.cal_key
+                for link in links
+                if link.cal_key not in items
+                and _anchored(link, window)
+                and OccurrenceKey.parse("", link.cal_key).uid not in quarantined
+            }
+        return {link.cal_key for link in links if link.missing == "calendar"}
+
+    async def _confirm_vendor(
+        self,
+        window: Window,
+        items: dict[str, Item],
+        links: Iterable[Link],
+        cal_items: dict[str, Item],
+    ) -> tuple[dict[str, Item], frozenset[str]]:
+        """Confirm each linked vendor record the listing lacks (DESIGN.md section 6)."""
+        suspects = [
+            link
+            for link in links
+            if link.vendor_key not in items
+            and (_anchored(link, window) or _in_window(cal_items.get(link.cal_key)))
+        ]
+        absence = self.vendor.caps.absence
+        if absence == "authoritative":
+            return items, frozenset(link.vendor_key for link in suspects)
+        if absence == "relist":
+            return items, frozenset(s.vendor_key for s in suspects if s.missing == "vendor")
+        found = await asyncio.gather(*(self._get_or_none(s.vendor_key) for s in suspects))
+        absent = {s.vendor_key for s, record in zip(suspects, found, strict=True) if not record}
+        items = dict(items)
+        items.update({r.key: self.vendor_item(r, window) for r in found if r is not None})
+        return items, frozenset(absent)
+
+    async def _get_or_none(self, key: str) -> Record | None:
+        try:
+            return await with_retries(lambda: self.vendor.get(key), self.retry)
+        except Gone:
+            return None
+
+    def _tombstones(self) -> frozenset[tuple[SideName, str]]:
+        rows = self.state.tombstones(self.route_id)
+        kept = {("calendar", r["key"]) for r in rows if r["reason"] != DELETED_BY_SYNCD}
+        return frozenset(kept | {("vendor", r["key"]) for r in rows if r["side"] == "vendor"})
+
+    # --- the mass-delete guard and applying ----------------------------------------------
+
+    def _guard(
+        self, ops: tuple[Op, ...], linked: int, release: bool
+    ) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
+        """Hold every delete when they exceed both of the route's limits in one run."""
+        deletes = tuple(op for op in ops if op.action == "delete")
+        safety = self.route.safety
+        over = (
+            len(deletes) > safety.max_delete_count
+            and len(deletes) > safety.max_delete_fraction * linked
+        )
+        if release or not over:
+            return ops, ()
+        return tuple(op for op in ops if op.action != "delete"), deletes
+
+    def _binding(self) -> Binding:
+        window = self._last_window
+        return Binding(
+            self.route_id,
+            self.calendar,
+            self.vendor,
+            calendar_item=lambda record: self.calendar_item(record, window),
+            vendor_item=lambda record: self.vendor_item(record, window),
+            fields=self.fields,
+        )
+
+    async def _apply(
+        self, ops: tuple[Op, ...], held: tuple[Op, ...], problems: tuple[Problem, ...]
+    ) -> RunReport:
+        self.state.hold_deletes(self.route_id, (_held_row(op) for op in held))
+        applier = Applier(self._binding(), self.state, self.retry)
+        try:
+            counts = await applier.apply(ops)
+        except AuthFailed as exc:
+            return RunReport(
+                self.route_id,
+                "failed",
+                ops,
+                held,
+                applier.counts.as_dict(),
+                problems,
+                f"credentials refused: {exc}",
+            )
+        for problem in problems:
+            self.state.quarantine(self.route_id, "calendar", problem.key, problem.reason)
+        return _report(self.route_id, ops, held, counts, problems)
+
+
+def _report(
+    route: str,
+    ops: tuple[Op, ...],
+    held: tuple[Op, ...],
+    counts: RunCounts,
+    problems: tuple[Problem, ...],
+) -> RunReport:
+    outcome = "failed" if counts.unavailable else "held" if held else "ok"
+    error = f"{counts.unavailable} writes failed: {counts.last_error}" if counts.unavailable else ""
+    data = counts.as_dict() | {"held": len(held), "problems": len(problems)}
+    return RunReport(route, outcome, ops, held, data, problems, error)
+
+
+def _held_row(op: Op) -> dict[str, str]:
+    title = op.target.record.event.title if op.target else ""
+    return {
+        "side": op.side,
+        "cal_key": op.cal_key,
+        "vendor_key": op.vendor_key,
+        "case": op.case,
+        "title": title,
+    }
+
+
+def _problem_uid(problem: Problem) -> str:
+    """The UID a calendar problem is about (its key is an occurrence key or a bare UID)."""
+    if problem.key.count(":") >= 2:
+        return OccurrenceKey.parse("", problem.key).uid
+    return problem.key
+
+
+def _anchored(link: Link, window: Window) -> bool:
+    return link.anchor is None or window.holds(link.anchor)
+
+
+def _in_window(item: Item | None) -> bool:
+    return item is not None and item.in_window
+
+
+def _log_run(report: RunReport, previous: str, seconds: float) -> None:
+    """One summary line per run; a warning when the route starts failing, one when it
+    recovers (Home Assistant's coordinator: log on transitions, not on every poll)."""
+    if report.outcome == "failed" and previous != "failing":
+        log.warning("route %s is failing: %s", report.route, report.error)
+    elif report.outcome != "failed" and previous == "failing":
+        log.warning("route %s recovered", report.route)
+    parts = ", ".join(f"{v} {k}" for k, v in sorted(report.counts.items()) if v)
+    log.info(
+        "route %s: %s%s (%.1fs)",
+        report.route,
+        report.outcome,
+        f", {parts}" if parts else "",
+        seconds,
+    )
