@@ -185,12 +185,17 @@ class LinkRow:
 class State:
     """The state store of one config: open it, read and write routes' rows, close it."""
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def __init__(self, path: Path | None) -> None:
+        """Open (and migrate) the file at `path`; `None` is an empty store in memory,
+        for dry runs that must not create a file."""
         self.path = path
-        self.db = sqlite_utils.Database(path)
-        self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        self.db.enable_wal()
+        if path is None:
+            self.db = sqlite_utils.Database(memory=True)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite_utils.Database(path)
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            self.db.enable_wal()
         migrations.apply(self.db)
 
     def close(self) -> None:

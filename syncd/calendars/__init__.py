@@ -1,0 +1,1 @@
+"""Calendar sides: `ics_file`, `ics_dir`, `ics_url` (and `caldav` later), one module each."""

@@ -1,0 +1,142 @@
+"""`ics_url`: an iCalendar feed over HTTP(S); read-only.
+
+Conditional GET with the last ETag / Last-Modified, gzip, a size cap and a timeout.
+A body that is not a calendar (an HTML login page, an empty or truncated body) or an
+HTTP error fails the listing: the feed is never taken for "all events gone". The URL
+is a secret (it often carries a token), so messages name the calendar id only. A
+feed's absence is confirmed by a second listing (`absence="relist"`): feeds glitch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from syncd.adapter import Caps
+from syncd.calendars.local import as_listing, find
+from syncd.errors import Gone, Malformed, Rejected, Unavailable
+from syncd.http import USER_AGENT, Response, raise_for_status
+from syncd.ical import Limits, read_calendar
+from syncd.model import Event, Listing, Record, Window
+
+CHUNK = 64 * 1024
+
+
+@dataclass
+class FeedCache:
+    """What the last good answer said, for the next conditional GET."""
+
+    etag: str = ""
+    last_modified: str = ""
+    body: bytes = b""
+
+
+@dataclass
+class IcsUrl:
+    """An HTTP(S) feed read through the shared session."""
+
+    calendar_id: str
+    url: str
+    session: aiohttp.ClientSession
+    timezone: str = "UTC"
+    auth: aiohttp.BasicAuth | None = None
+    timeout: float = 30.0
+    max_bytes: int = 50 * 1024 * 1024
+    limits: Limits = field(default_factory=Limits)
+    caps = Caps(writable=False, deletable=False, absence="relist")
+    cache: FeedCache = field(default_factory=FeedCache, repr=False)
+    _last: Listing | None = field(default=None, repr=False)
+
+    def project(self, event: Event) -> Event:
+        """A calendar holds every field."""
+        return event
+
+    async def list(self, window: Window) -> Listing:
+        """Fetch (conditionally) and expand the feed."""
+        body = await self._fetch()
+        expansion = await asyncio.to_thread(
+            read_calendar,
+            body,
+            calendar=self.calendar_id,
+            window=window,
+            default_tz=self.timezone,
+            limits=self.limits,
+        )
+        self._last = as_listing(expansion)
+        return self._last
+
+    async def _fetch(self) -> bytes:
+        where = f"{self.calendar_id}: GET feed"
+        try:
+            async with self.session.get(
+                self.url,
+                headers=self._headers(),
+                auth=self.auth,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+            ) as response:
+                return await self._read(response, where)
+        except TimeoutError as exc:
+            raise Unavailable(f"{where}: no answer within {self.timeout:g}s") from exc
+        except aiohttp.ClientError as exc:
+            raise Unavailable(f"{where}: {type(exc).__name__}") from exc
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
+        if self.cache.body and self.cache.etag:
+            headers["If-None-Match"] = self.cache.etag
+        if self.cache.body and self.cache.last_modified:
+            headers["If-Modified-Since"] = self.cache.last_modified
+        return headers
+
+    async def _read(self, response: aiohttp.ClientResponse, where: str) -> bytes:
+        if response.status == 304 and self.cache.body:
+            return self.cache.body
+        if response.status >= 400:
+            raise_for_status(Response(response.status, dict(response.headers), None), where)
+        body = await self._capped_body(response, where)
+        if not body.strip():
+            raise Malformed(f"{where}: the feed answered with an empty body")
+        self.cache = FeedCache(
+            response.headers.get("ETag", ""), response.headers.get("Last-Modified", ""), body
+        )
+        return body
+
+    async def _capped_body(self, response: aiohttp.ClientResponse, where: str) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise Malformed(f"{where}: the feed is larger than {self.max_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def forget_cache(self) -> None:
+        """Drop the cached validators: the next fetch is unconditional (a full resync)."""
+        self.cache = FeedCache()
+
+    @property
+    def body_hash(self) -> str:
+        """SHA-256 of the last body, for people and for change detection."""
+        return hashlib.sha256(self.cache.body).hexdigest()
+
+    async def get(self, key: str) -> Record:
+        """One event, from the last listing."""
+        if self._last is None:
+            raise Gone(f"{self.calendar_id}: nothing listed yet", key=key)
+        return find(self._last, key)
+
+    async def create(self, key: str, event: Event) -> Record:
+        """Feeds are read-only."""
+        raise Rejected(f"{self.calendar_id}: an ics_url feed is read-only", key=key)
+
+    async def update(self, record: Record, event: Event, changed: frozenset[str]) -> Record:
+        """Feeds are read-only."""
+        raise Rejected(f"{self.calendar_id}: an ics_url feed is read-only", key=record.key)
+
+    async def delete(self, record: Record) -> None:
+        """Feeds are read-only."""
+        raise Rejected(f"{self.calendar_id}: an ics_url feed is read-only", key=record.key)

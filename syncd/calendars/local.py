@@ -1,0 +1,67 @@
+"""What the local calendar kinds share: reading and parsing off the event loop, and
+atomic writes (a temp file in the same folder, fsync, rename)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from pathlib import Path
+
+from syncd.errors import Gone, Malformed, Unavailable
+from syncd.ical import Expansion, Limits, read_calendar
+from syncd.model import Listing, Record, Window
+
+
+async def parse_file(
+    path: Path,
+    calendar: str,
+    window: Window,
+    tz: str,
+    limits: Limits,
+) -> Expansion:
+    """Read and expand one .ics file in a worker thread."""
+    return await asyncio.to_thread(_parse_file, path, calendar, window, tz, limits)
+
+
+def _parse_file(
+    path: Path,
+    calendar: str,
+    window: Window,
+    tz: str,
+    limits: Limits,
+) -> Expansion:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise Malformed(f"{calendar}: {path.name} does not exist") from exc
+    except OSError as exc:
+        raise Unavailable(f"{calendar}: cannot read {path.name}: {exc.strerror}") from exc
+    return read_calendar(data, calendar=calendar, window=window, default_tz=tz, limits=limits)
+
+
+def as_listing(expansion: Expansion) -> Listing:
+    """An expansion as a complete listing."""
+    return Listing(expansion.records, expansion.problems)
+
+
+def find(listing: Listing, key: str) -> Record:
+    """One record of a listing by key, or `Gone`."""
+    for record in listing.records:
+        if record.key == key:
+            return record
+    raise Gone(f"no event {key}", key=key)
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` so that a reader sees the old or the new file, never half."""
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".syncd-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,238 @@
+"""The `syncd` command line: parse, then call the runner, the state or the demo.
+
+Exit status (DESIGN.md section 4): 0 success, 1 a route failed (or no daemon runs),
+2 a config or usage error, 3 the safety guard held deletes back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from contextlib import closing
+from pathlib import Path
+
+import aiohttp
+
+from syncd import logs, registry, report
+from syncd.config import Config, check_config, find_config_path, load_config
+from syncd.errors import ConfigError, RouteBusy
+from syncd.runner import RunReport
+from syncd.state import State
+
+OK, FAILED, USAGE, HELD = 0, 1, 2, 3
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser; `-c/--config` works before or after the command."""
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument(
+        "-c",
+        "--config",
+        default=argparse.SUPPRESS,
+        help="config file (default: $SYNCD_CONFIG, else /etc/syncd/config.yaml)",
+    )
+    main = argparse.ArgumentParser(
+        prog="syncd",
+        parents=[config],
+        description="Two-way sync between calendars and sales tools.",
+    )
+    commands = main.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[config], help=text, description=text)
+
+    add("sync", "one full pass of the named routes (default all)").add_argument(
+        "routes", nargs="*", metavar="ROUTE"
+    )
+    plan = add("plan", "dry run: what a sync would do, per item; writes nothing")
+    plan.add_argument("routes", nargs="*", metavar="ROUTE")
+    plan.add_argument("--json", action="store_true", help="print JSON for machines")
+    add("status", "per route: last run, outcome, counts, problems").add_argument("route", nargs="?")
+    add("check-config", "validate the config and resolve every secret")
+    for name, text in (
+        ("release", "carry out the deletes the safety guard held back"),
+        ("retry", "put quarantined items back into the next run"),
+        ("reset", "forget the route's state; the next run re-adopts records"),
+    ):
+        add(name, text).add_argument("route", metavar="ROUTE")
+    add("resync", "ask the running daemon to resync").add_argument("--full", action="store_true")
+    add("simulate", "serve a vendor simulator on loopback").add_argument(
+        "kind", choices=["salesask"]
+    )
+    demo = add("demo", "sample calendar -> Sales Ask simulator, in ./syncd-demo/")
+    demo.add_argument("--once", action="store_true", help="exit after the first pass")
+    demo.add_argument("--dir", type=Path, default=Path("syncd-demo"))
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status."""
+    args = parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return USAGE
+    except KeyboardInterrupt:
+        return OK
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from syncd.demo import run_demo  # the demo serves a simulator: loaded only here
+
+        return asyncio.run(run_demo(args.dir, once=args.once))
+    if args.command == "simulate":
+        from syncd.demo import simulate
+
+        return asyncio.run(simulate(args.kind, args.port))
+    path = find_config_path(getattr(args, "config", None))
+    if args.command == "check-config":
+        return _check(path)
+    config = load_config(path)
+    logs.setup(config.log.level, config.log.format)
+    handler = {
+        "sync": _sync_command,
+        "plan": _plan_command,
+        "status": _status,
+        "release": _release,
+        "retry": _retry,
+        "reset": _reset,
+        "resync": _resync,
+    }
+    return handler[args.command](config, args)
+
+
+def _check(path: Path) -> int:
+    problems = check_config(path)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    if problems:
+        return USAGE
+    config = load_config(path)
+    print(
+        f"{path}: OK ({len(config.calendars)} calendars, {len(config.vendors)} vendors, "
+        f"{len(config.routes)} routes)"
+    )
+    return OK
+
+
+def _route_names(config: Config, asked: Sequence[str]) -> list[str]:
+    unknown = [name for name in asked if name not in config.routes]
+    if unknown:
+        raise ConfigError([f"routes.{name}: no such route in {config.source}" for name in unknown])
+    return list(asked) or list(config.routes)
+
+
+def _sync_command(config: Config, args: argparse.Namespace) -> int:
+    reports = asyncio.run(sync(config, _route_names(config, args.routes)))
+    for item in reports:
+        print(report.summary(item))
+    return exit_status(reports)
+
+
+def _release(config: Config, args: argparse.Namespace) -> int:
+    reports = asyncio.run(sync(config, _route_names(config, [args.route]), release=True))
+    print(report.summary(reports[0]))
+    return exit_status(reports)
+
+
+def _plan_command(config: Config, args: argparse.Namespace) -> int:
+    reports = asyncio.run(sync(config, _route_names(config, args.routes), dry_run=True))
+    if args.json:
+        print(report.plan_json(reports))
+    else:
+        rows = [row for item in reports for row in report.plan_rows(item)]
+        print(report.table(rows, report.PLAN_COLUMNS) if rows else "nothing to do")
+        for item in reports:
+            if item.error:
+                print(f"{item.route}: {item.error}", file=sys.stderr)
+    return exit_status(reports)
+
+
+def exit_status(reports: Sequence[RunReport]) -> int:
+    """1 when a route failed, else 3 when deletes were held, else 0."""
+    outcomes = {item.outcome for item in reports}
+    return FAILED if "failed" in outcomes else HELD if "held" in outcomes else OK
+
+
+async def sync(
+    config: Config, names: Sequence[str], *, dry_run: bool = False, release: bool = False
+) -> list[RunReport]:
+    """Run the named routes once, side by side, each under its lock."""
+    state = State(None if dry_run and not config.state.exists() else config.state)
+    try:
+        async with aiohttp.ClientSession(trust_env=True) as session:
+            runners = registry.runners(config, state, session, names)
+            return list(
+                await asyncio.gather(
+                    *(
+                        _run_one(state, name, runner, dry_run, release)
+                        for name, runner in runners.items()
+                    )
+                )
+            )
+    finally:
+        state.close()
+
+
+async def _run_one(
+    state: State, name: str, runner: registry.RouteRunner, dry_run: bool, release: bool
+) -> RunReport:
+    if dry_run:
+        return await runner.run(dry_run=True)
+    try:
+        with state.locked(name, f"syncd {'release' if release else 'sync'} pid {os.getpid()}"):
+            return await runner.run(release=release)
+    except RouteBusy as exc:
+        return RunReport(name, "failed", error=str(exc))
+
+
+def _status(config: Config, args: argparse.Namespace) -> int:
+    names = _route_names(config, [args.route] if args.route else [])
+    if not config.state.exists():
+        print(f"no state yet at {config.state}: no route has run")
+        return OK
+    state = State(config.state)
+    try:
+        rows = {row["route"]: row for row in state.status()}
+        for name in names:
+            details = {
+                "quarantined": state.quarantined(name),
+                "held": state.held_deletes(name),
+                "conflicts": state.conflicts(name),
+            }
+            print(report.route_status(name, rows.get(name), state.last_run(name), details))
+    finally:
+        state.close()
+    return OK
+
+
+def _retry(config: Config, args: argparse.Namespace) -> int:
+    with closing(State(config.state)) as state:
+        count = state.queue_retry(_route_names(config, [args.route])[0])
+    print(f"{args.route}: {count} quarantined items will be tried again on the next run")
+    return OK
+
+
+def _reset(config: Config, args: argparse.Namespace) -> int:
+    with closing(State(config.state)) as state:
+        state.reset(_route_names(config, [args.route])[0])
+    print(f"{args.route}: state forgotten; the next run re-adopts records by vendor key")
+    return OK
+
+
+def _resync(config: Config, args: argparse.Namespace) -> int:
+    pid_file = config.state.with_name("syncd.pid")
+    if not pid_file.exists():
+        print(f"no syncd daemon is running (no {pid_file})", file=sys.stderr)
+        return FAILED
+    print(
+        f"the daemon is not part of this release yet; run `syncd sync` ({pid_file} is stale)",
+        file=sys.stderr,
+    )
+    return FAILED

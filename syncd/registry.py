@@ -1,0 +1,111 @@
+"""The one place that knows every kind: config kinds -> adapters, and the runners of a
+config. Adding a vendor adds one line to `VENDORS` (and its config model)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import aiohttp
+
+from syncd.adapter import Adapter
+from syncd.calendars.ics_dir import IcsDir
+from syncd.calendars.ics_file import IcsFile
+from syncd.calendars.ics_url import IcsUrl
+from syncd.config import (
+    CalendarConfig,
+    Config,
+    IcsDirCalendar,
+    IcsFileCalendar,
+    IcsUrlCalendar,
+    SalesAskVendor,
+    VendorConfig,
+)
+from syncd.http import Budget, HttpClient
+from syncd.ical import Limits
+from syncd.runner import RouteRunner
+from syncd.state import State
+from syncd.vendors import salesask
+
+
+def calendar_adapter(
+    calendar_id: str, config: CalendarConfig, session: aiohttp.ClientSession
+) -> Adapter:
+    """The adapter for one configured calendar."""
+    limits = Limits(config.limits.per_series, config.limits.per_calendar)
+    if isinstance(config, IcsFileCalendar):
+        return IcsFile(calendar_id, config.path, config.timezone, limits)
+    if isinstance(config, IcsDirCalendar):
+        return IcsDir(calendar_id, config.path, config.timezone, limits)
+    return _ics_url(calendar_id, config, session, limits)
+
+
+def _ics_url(
+    calendar_id: str, config: IcsUrlCalendar, session: aiohttp.ClientSession, limits: Limits
+) -> IcsUrl:
+    auth = None
+    if config.username:
+        password = config.password.get_secret_value() if config.password else ""
+        auth = aiohttp.BasicAuth(config.username, password)
+    return IcsUrl(
+        calendar_id,
+        config.url.get_secret_value(),
+        session,
+        config.timezone,
+        auth,
+        config.timeout.total_seconds(),
+        config.max_bytes,
+        limits,
+    )
+
+
+def http_client(
+    vendor_id: str, config: VendorConfig, session: aiohttp.ClientSession, headers: dict[str, str]
+) -> HttpClient:
+    """The request funnel of one vendor account, with its budget and limits."""
+    budget = None
+    if config.rate_limit is not None:
+        budget = Budget(config.rate_limit.requests, config.rate_limit.per.total_seconds())
+    return HttpClient(
+        session,
+        config.base_url,
+        vendor_id,
+        headers,
+        config.timeout.total_seconds(),
+        budget,
+        config.concurrency,
+    )
+
+
+def _salesask(vendor_id: str, config: VendorConfig, session: aiohttp.ClientSession) -> Adapter:
+    assert isinstance(config, SalesAskVendor)
+    headers = salesask.client_headers(config.api_key.get_secret_value())
+    return salesask.SalesAsk(http_client(vendor_id, config, session, headers))
+
+
+VENDORS: dict[str, Callable[[str, VendorConfig, aiohttp.ClientSession], Adapter]] = {
+    "salesask": _salesask,
+}
+
+
+def vendor_adapter(vendor_id: str, config: VendorConfig, session: aiohttp.ClientSession) -> Adapter:
+    """The adapter for one configured vendor account."""
+    return VENDORS[config.kind](vendor_id, config, session)
+
+
+def runners(
+    config: Config, state: State, session: aiohttp.ClientSession, names: Iterable[str]
+) -> dict[str, RouteRunner]:
+    """A runner for each named route; calendars shared by routes share one adapter."""
+    calendars: dict[str, Adapter] = {}
+    result: dict[str, RouteRunner] = {}
+    for name in names:
+        route = config.routes[name]
+        if route.calendar not in calendars:
+            calendars[route.calendar] = calendar_adapter(
+                route.calendar, config.calendars[route.calendar], session
+            )
+        vendor = vendor_adapter(route.vendor, config.vendors[route.vendor], session)
+        result[name] = RouteRunner(
+            name, route, route.calendar, calendars[route.calendar], vendor, state
+        )
+    return result
