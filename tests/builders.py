@@ -1,0 +1,102 @@
+"""Builders for end-to-end tests: iCalendar text dated from today, configs, servers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, time, timedelta
+from pathlib import Path
+
+from syncd.simulators import salesask as sim
+
+REP = "rep@example.com"
+
+
+def day(offset: int, hour: int = 10, minute: int = 0) -> datetime:
+    """Today plus `offset` days at `hour` UTC."""
+    today = datetime.now(UTC).date() + timedelta(days=offset)
+    return datetime.combine(today, time(hour, minute), UTC)
+
+
+def utc(moment: datetime) -> str:
+    """iCalendar UTC form."""
+    return moment.strftime("%Y%m%dT%H%M%SZ")
+
+
+@dataclass
+class Vevent:
+    """One VEVENT, as text."""
+
+    uid: str
+    title: str
+    start: datetime
+    hours: float = 1.0
+    guest: str = "customer@client.test"
+    extra: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        end = self.start + timedelta(hours=self.hours)
+        lines = [
+            "BEGIN:VEVENT",
+            f"UID:{self.uid}",
+            "DTSTAMP:20260101T000000Z",
+            f"DTSTART:{utc(self.start)}",
+            f"DTEND:{utc(end)}",
+            f"SUMMARY:{self.title}",
+            f"ORGANIZER:mailto:{REP}",
+            f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:{REP}",
+        ]
+        if self.guest:
+            lines.append(f"ATTENDEE;CN=Customer:mailto:{self.guest}")
+        return "\r\n".join([*lines, *self.extra, "END:VEVENT"])
+
+
+def calendar(*events: Vevent) -> str:
+    """A VCALENDAR around the events."""
+    body = "\r\n".join(e.text() for e in events)
+    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\n{body}\r\nEND:VCALENDAR\r\n"
+
+
+def config_text(base_url: str, calendar_block: str, route_extra: str = "") -> str:
+    """A config with one calendar `cal`, the simulator as `salesask`, one route `r`."""
+    return f"""\
+state: state.db
+calendars:
+  cal:
+{calendar_block}
+vendors:
+  salesask:
+    kind: salesask
+    base_url: {base_url}
+    api_key: {sim.DEFAULT_KEY}
+    rate_limit: off
+    timeout: 5s
+routes:
+  r:
+    calendar: cal
+    vendor: salesask
+    rep: {{email: {REP}}}
+{route_extra}"""
+
+
+FILE_CALENDAR = "    kind: ics_file\n    path: calendar.ics"
+
+
+@asynccontextmanager
+async def salesask_server(
+    simulator: sim.SalesAskSim | None = None,
+) -> AsyncIterator[tuple[sim.SalesAskSim, str]]:
+    """The Sales Ask simulator on a free loopback port."""
+    runner = await sim.serve("127.0.0.1", 0, sim=simulator or sim.default())
+    try:
+        yield runner.app[sim.SIM], sim.base_url(runner)
+    finally:
+        await runner.cleanup()
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    """Write a file in the test's folder; returns its path."""
+    path = folder / name
+    path.write_text(text, newline="")
+    return path

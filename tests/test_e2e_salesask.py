@@ -1,0 +1,123 @@
+"""End to end: an ICS file to the Sales Ask simulator over loopback, with a real state
+file, through the same `sync` the CLI runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from syncd.cli import FAILED, HELD, OK, exit_status, sync
+from syncd.config import load_config
+from syncd.simulators.salesask import SalesAskSim
+from syncd.state import State
+from tests.builders import (
+    FILE_CALENDAR,
+    Vevent,
+    calendar,
+    config_text,
+    day,
+    salesask_server,
+    utc,
+    write,
+)
+
+SERIES_START = day(1, 9)
+HOUR = timedelta(hours=1)
+
+
+def series(*extra: str) -> list[Vevent]:
+    """A weekly series of five, plus overrides given as extra VEVENTs by the caller."""
+    return [
+        Vevent("series", "Weekly review", SERIES_START, extra=["RRULE:FREQ=WEEKLY;COUNT=5", *extra])
+    ]
+
+
+def base_events() -> list[Vevent]:
+    return [
+        Vevent("single-a", "Intro A", day(1, 10)),
+        Vevent("single-b", "Intro B", day(2, 10)),
+        Vevent("doomed", "Will be deleted", day(3, 10)),
+        *series(),
+    ]
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[tuple[SalesAskSim, Path]]:
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(*base_events()))
+        yield simulator, write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
+
+
+async def run(config_path: Path, **kwargs: bool) -> int:
+    config = load_config(config_path)
+    return exit_status(await sync(config, list(config.routes), **kwargs))
+
+
+def writes(simulator: SalesAskSim) -> list[tuple[str, str, dict[str, object] | None]]:
+    """The write requests since the last call, as (method, event id, body); the id of a
+    POST is in its body, of a PUT or DELETE in its (decoded) path."""
+    done = []
+    for request in simulator.requests:
+        if request["method"] in ("POST", "PUT", "DELETE"):
+            body = request["body"]
+            key = body["event_id"] if request["method"] == "POST" else request["path"]
+            done.append((request["method"], key.rsplit("/", 1)[-1], body))
+    simulator.requests.clear()
+    return sorted(done, key=lambda w: (w[0], w[1]))
+
+
+def occurrence(n: int) -> str:
+    """The vendor key of the series' n-th occurrence (0-based)."""
+    return f"cal:series:{utc(SERIES_START + timedelta(weeks=n))}"
+
+
+async def test_first_sync_creates_each_occurrence_and_second_writes_nothing(env):
+    simulator, config_path = env
+    expected = {"cal:single-a", "cal:single-b", "cal:doomed", *(occurrence(n) for n in range(5))}
+
+    assert await run(config_path) == OK
+
+    created = writes(simulator)
+    assert [(method, key) for method, key, _ in created] == [("POST", k) for k in sorted(expected)]
+    assert {task.event_id for task in simulator.org().tasks.values()} == expected
+    assert await run(config_path) == OK
+    assert writes(simulator) == []
+
+
+async def test_edits_reach_the_vendor_as_exactly_the_right_requests(env):
+    simulator, config_path = env
+    await run(config_path)
+    writes(simulator)
+    moved = SERIES_START.replace(hour=15) + timedelta(weeks=1)
+    override = Vevent(
+        "series",
+        "Weekly review",
+        moved,
+        extra=[f"RECURRENCE-ID:{utc(SERIES_START + timedelta(weeks=1))}"],
+    )
+    events = [
+        Vevent("single-a", "Intro A, renamed", day(1, 10)),
+        Vevent("single-b", "Intro B", day(2, 12)),
+        *series(f"EXDATE:{utc(SERIES_START + timedelta(weeks=2))}"),
+        override,
+    ]
+    write(config_path.parent, "calendar.ics", calendar(*events))
+
+    assert await run(config_path) == OK
+
+    assert writes(simulator) == [
+        ("DELETE", "cal:doomed", None),
+        ("DELETE", occurrence(2), None),
+        ("PUT", occurrence(1), {"start_time": _ms(moved), "end_time": _ms(moved + HOUR)}),
+        ("PUT", "cal:single-a", {"title": "Intro A, renamed"}),
+        ("PUT", "cal:single-b", {"start_time": _ms(day(2, 12)), "end_time": _ms(day(2, 13))}),
+    ]
+    assert await run(config_path) == OK
+    assert writes(simulator) == []
+
+
+def _ms(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
