@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from contextlib import closing
@@ -186,7 +187,10 @@ async def _run_one(
     if dry_run:
         return await runner.run(dry_run=True)
     try:
-        with state.locked(name, f"syncd {'release' if release else 'sync'} pid {os.getpid()}"):
+        command = "release" if release else "sync"
+        # Unique per run, not per process: a daemon runs many syncs in one process.
+        holder = f"syncd {command} pid {os.getpid()} run {secrets.token_hex(4)}"
+        with state.locked(name, holder):
             return await runner.run(release=release)
     except RouteBusy as exc:
         return RunReport(name, "failed", error=str(exc))

@@ -57,14 +57,17 @@ class IcsUrl:
     async def list(self, window: Window) -> Listing:
         """Fetch (conditionally) and expand the feed."""
         body = await self._fetch()
-        expansion = await asyncio.to_thread(
-            read_calendar,
-            body,
-            calendar=self.calendar_id,
-            window=window,
-            default_tz=self.timezone,
-            limits=self.limits,
-        )
+        try:
+            expansion = await asyncio.to_thread(
+                read_calendar,
+                body,
+                calendar=self.calendar_id,
+                window=window,
+                default_tz=self.timezone,
+                limits=self.limits,
+            )
+        except Malformed as exc:
+            raise Malformed(f"{self.calendar_id}: feed: {exc}") from exc
         self._last = as_listing(expansion)
         return self._last
 

@@ -37,7 +37,10 @@ def _parse_file(
         raise Malformed(f"{calendar}: {path.name} does not exist") from exc
     except OSError as exc:
         raise Unavailable(f"{calendar}: cannot read {path.name}: {exc.strerror}") from exc
-    return read_calendar(data, calendar=calendar, window=window, default_tz=tz, limits=limits)
+    try:
+        return read_calendar(data, calendar=calendar, window=window, default_tz=tz, limits=limits)
+    except Malformed as exc:
+        raise Malformed(f"{calendar}: {path.name}: {exc}") from exc
 
 
 def as_listing(expansion: Expansion) -> Listing:
