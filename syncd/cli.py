@@ -20,7 +20,7 @@ import aiohttp
 from syncd import logs, registry, report
 from syncd.config import Config, check_config, find_config_path, load_config
 from syncd.errors import ConfigError, RouteBusy
-from syncd.runner import RunReport
+from syncd.runner import RouteRunner, RunReport
 from syncd.state import State
 
 OK, FAILED, USAGE, HELD = 0, 1, 2, 3
@@ -182,7 +182,7 @@ async def sync(
 
 
 async def _run_one(
-    state: State, name: str, runner: registry.RouteRunner, dry_run: bool, release: bool
+    state: State, name: str, runner: RouteRunner, dry_run: bool, release: bool
 ) -> RunReport:
     if dry_run:
         return await runner.run(dry_run=True)

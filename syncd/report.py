@@ -35,7 +35,7 @@ def _row(route: str, op: Op, suffix: str) -> dict[str, str]:
 
 def plan_json(reports: Iterable[RunReport]) -> str:
     """The plan for machines: every op with the content it would write."""
-    ops = []
+    ops: list[dict[str, object]] = []
     for report in reports:
         for op in (*report.ops, *report.held):
             item = op.source or op.target

@@ -91,7 +91,7 @@ class RouteRunner:
         try:
             cal_listing, ven_listing = await self._list_both(window)
         except AdapterError as exc:
-            return RunReport(self.route_id, "failed", error=str(exc))
+            return RunReport(self.route_id, "failed", error=failure_text(exc))
         links = self.state.links(self.route_id)
         inputs = await self._inputs(window, cal_listing, ven_listing, links, dry_run)
         ops = plan_route(inputs)
@@ -238,9 +238,15 @@ class RouteRunner:
             return None
 
     def _tombstones(self) -> frozenset[tuple[SideName, str]]:
-        rows = self.state.tombstones(self.route_id)
-        kept = {("calendar", r["key"]) for r in rows if r["reason"] != DELETED_BY_SYNCD}
-        return frozenset(kept | {("vendor", r["key"]) for r in rows if r["side"] == "vendor"})
+        """Calendar keys whose vendor deletion the route keeps, and vendor keys syncd
+        deleted (so a late listing that still shows one does not import it)."""
+        kept: set[tuple[SideName, str]] = set()
+        for row in self.state.tombstones(self.route_id):
+            if row["side"] == "vendor":
+                kept.add(("vendor", row["key"]))
+            elif row["reason"] != DELETED_BY_SYNCD:
+                kept.add(("calendar", row["key"]))
+        return frozenset(kept)
 
     # --- the mass-delete guard and applying ----------------------------------------------
 
@@ -284,7 +290,7 @@ class RouteRunner:
                 held,
                 applier.counts.as_dict(),
                 problems,
-                f"credentials refused: {exc}",
+                failure_text(exc),
             )
         for problem in problems:
             self.state.quarantine(self.route_id, "calendar", problem.key, problem.reason)
@@ -313,6 +319,13 @@ def _held_row(op: Op) -> dict[str, str]:
         "case": op.case,
         "title": title,
     }
+
+
+def failure_text(exc: AdapterError) -> str:
+    """A failure as the user reads it: what happened and, where we know, what to do."""
+    if isinstance(exc, AuthFailed):
+        return f"credentials refused (check the vendor's keys in the config): {exc}"
+    return str(exc)
 
 
 def _problem_uid(problem: Problem) -> str:

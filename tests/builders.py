@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -100,3 +101,13 @@ def write(folder: Path, name: str, text: str) -> Path:
     path = folder / name
     path.write_text(text, newline="")
     return path
+
+
+async def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> None:
+    """Poll `condition` until it holds; fail after `seconds` instead of hanging."""
+    step = 0.01
+    for _ in range(int(seconds / step)):
+        if condition():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"condition not met within {seconds}s")

@@ -14,7 +14,16 @@ from syncd.cli import FAILED, HELD, OK, exit_status, main, sync
 from syncd.config import load_config
 from syncd.simulators.salesask import SalesAskSim
 from syncd.state import State
-from tests.builders import FILE_CALENDAR, Vevent, calendar, config_text, day, salesask_server, write
+from tests.builders import (
+    FILE_CALENDAR,
+    Vevent,
+    calendar,
+    config_text,
+    day,
+    salesask_server,
+    wait_until,
+    write,
+)
 
 EVENTS = [Vevent(f"e{n}", f"Meeting {n}", day(1 + n % 20, 8 + n % 9)) for n in range(60)]
 
@@ -139,8 +148,7 @@ async def test_a_second_sync_of_a_running_route_refuses_and_never_interleaves(en
     simulator, config_path = env
     simulator.delay = 0.05  # every request is slow: the first sync is still running
     first = asyncio.create_task(run(config_path))
-    while not simulator.requests:
-        await asyncio.sleep(0.01)
+    await wait_until(lambda: bool(simulator.requests))
 
     config = load_config(config_path)
     [second] = await sync(config, ["r"])

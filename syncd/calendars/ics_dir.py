@@ -142,7 +142,11 @@ def _rewrite(path: Path, uid: str, event: Event) -> None:
     except FileNotFoundError as exc:
         raise Gone(f"{path.name} is gone", key=uid) from exc
     for vevent in calendar.walk("VEVENT"):
-        if str(vevent.get("uid")) == uid and "rrule" not in vevent:
+        if (
+            isinstance(vevent, icalendar.Event)
+            and str(vevent.get("uid")) == uid
+            and ("rrule" not in vevent)
+        ):
             set_fields(vevent, event)
             vevent["sequence"] = int(vevent.get("sequence", 0)) + 1
             write_atomically(path, calendar.to_ical())

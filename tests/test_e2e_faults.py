@@ -1,0 +1,167 @@
+"""End to end: refused credentials, a refused rep, a crash in the middle of a first sync,
+and the command line's exit statuses, against the simulator over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from pathlib import Path
+
+from syncd.cli import FAILED, OK, USAGE, exit_status, main, sync
+from syncd.config import load_config
+from syncd.simulators.salesask import default
+from syncd.state import State
+from tests.builders import (
+    FILE_CALENDAR,
+    Vevent,
+    calendar,
+    config_text,
+    day,
+    salesask_server,
+    wait_until,
+    write,
+)
+
+
+async def run(config_path: Path) -> tuple[int, str]:
+    config = load_config(config_path)
+    reports = await sync(config, list(config.routes))
+    return exit_status(reports), reports[0].error
+
+
+async def test_refused_credentials_stop_the_route_with_a_clear_message(tmp_path):
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
+        text = config_text(base_url, FILE_CALENDAR).replace("api_key: sim-key", "api_key: wrong")
+        status, error = await run(write(tmp_path, "config.yaml", text))
+    assert status == FAILED
+    assert error.startswith("credentials refused (check the vendor's keys in the config)")
+    assert "HTTP 401" in error
+    assert "wrong" not in error
+    assert simulator.org().tasks == {}
+
+
+async def test_an_inactive_rep_is_quarantined_once_not_retried_every_run(tmp_path):
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
+        text = config_text(base_url, FILE_CALENDAR).replace("rep@example.com", "gone@example.com")
+        config_path = write(tmp_path, "config.yaml", text)
+
+        assert (await run(config_path))[0] == OK  # a refused item is reported, not a failure
+        assert (await run(config_path))[0] == OK
+        posts = [r for r in simulator.requests if r["method"] == "POST"]
+
+        state = State(load_config(config_path).state)
+        [row] = state.quarantined("r")
+        state.close()
+    assert len(posts) == 1
+    assert "gone@example.com" in row["reason"] or "HTTP 400" in row["reason"]
+
+
+async def test_a_changed_quarantined_item_is_tried_again(tmp_path):
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
+        text = config_text(base_url, FILE_CALENDAR).replace("rep@example.com", "gone@example.com")
+        config_path = write(tmp_path, "config.yaml", text)
+        await run(config_path)
+        simulator.set_rep("gone@example.com", active=True)
+        write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call, renamed", day(1))))
+
+        assert (await run(config_path))[0] == OK
+    assert set(simulator.org().tasks) == {"cal:a"}
+
+
+async def test_sigkill_in_the_middle_of_a_first_sync_leaves_no_duplicate(tmp_path):
+    events = [Vevent(f"e{n}", f"Meeting {n}", day(1 + n % 30, 8 + n % 10)) for n in range(300)]
+    simulator = default()
+    simulator.delay = 0.01
+    async with salesask_server(simulator) as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(*events))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "syncd",
+            "-c",
+            str(config_path),
+            "sync",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await wait_until(lambda: len(simulator.org().tasks) >= 60)
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+        assert 60 <= len(simulator.org().tasks) < 300
+        simulator.delay = 0
+
+        assert (await run(config_path))[0] == OK  # the lock of the dead process is taken over
+
+        tasks = simulator.org().tasks.values()
+        assert sorted(t.event_id for t in tasks) == sorted(f"cal:e{n}" for n in range(300))
+        assert len({t.id for t in tasks}) == 300
+        state = State(load_config(config_path).state)
+        assert len(state.links("r")) == 300
+        assert state.pending_creates("r") == []
+        state.close()
+
+
+def test_check_config_reports_every_mistake_and_exits_2(tmp_path, capsys):
+    text = """\
+calendars:
+  team:
+    kind: ics_file
+    path: team.ics
+    poll: often
+vendors:
+  salesask:
+    kind: salesask
+    api_key: {env: SYNCD_TEST_MISSING_KEY}
+routes:
+  r:
+    calendar: nowhere
+    vendor: salesask
+    rep: {email: rep@example.com}
+"""
+    os.environ.pop("SYNCD_TEST_MISSING_KEY", None)
+    path = write(tmp_path, "config.yaml", text)
+
+    assert main(["check-config", "-c", str(path)]) == USAGE
+
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("calendars.team.poll: ")
+    assert (
+        lines[1].startswith("vendors.salesask.api_key: ") and "SYNCD_TEST_MISSING_KEY" in lines[1]
+    )
+    assert lines[2].startswith("routes.r.calendar: ")
+
+
+def test_a_missing_secret_is_named_and_no_secret_value_is_printed(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FEED_URL", "https://calendar.test/feed.ics?token=very-secret-token")
+    text = config_text(
+        "https://integrations.salesask.com", "    kind: ics_url\n    url: {env: FEED_URL}"
+    )
+    text = text.replace("api_key: sim-key", "api_key: {env: NOT_SET_ANYWHERE}")
+    path = write(tmp_path, "config.yaml", text)
+
+    assert main(["-c", str(path), "check-config"]) == USAGE
+
+    out = capsys.readouterr()
+    assert "NOT_SET_ANYWHERE" in out.err
+    assert "very-secret-token" not in out.err + out.out
+
+
+def test_unknown_route_is_a_usage_error(tmp_path, capsys):
+    write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
+    path = write(tmp_path, "config.yaml", config_text("http://127.0.0.1:9", FILE_CALENDAR))
+    assert main(["-c", str(path), "sync", "nope"]) == USAGE
+    assert "routes.nope: no such route" in capsys.readouterr().err
+
+
+def test_status_before_any_run_says_so(tmp_path, capsys):
+    path = write(tmp_path, "config.yaml", config_text("http://127.0.0.1:9", FILE_CALENDAR))
+    assert main(["status", "-c", str(path)]) == OK
+    assert "no route has run" in capsys.readouterr().out
+    assert not (tmp_path / "state.db").exists()
