@@ -144,16 +144,15 @@ class Applier:
     async def _create(self, op: Op) -> None:
         assert op.source is not None
         b, event = self.binding, op.source.record.event
-        self.state.intend_create(b.route_id, op.side, op.cal_key, op.vendor_key)
+        adapter = b.vendor if op.side == "vendor" else b.calendar
+        if adapter.caps.server_ids:  # not idempotent: leave a durable trace first
+            self.state.intend_create(b.route_id, op.side, op.cal_key, op.vendor_key)
         if op.side == "vendor":
             record = await self._call(lambda: b.vendor.create(op.vendor_key, event))
             self._link(op, op.source, b.vendor_item(record), "created")
         else:
             record = await self._call(lambda: b.calendar.create(op.cal_key, event))
             self._link(op, b.calendar_item(record), op.source, "imported")
-        self.state.clear_tombstones(
-            b.route_id, [("calendar", op.cal_key), ("vendor", op.vendor_key)]
-        )
         self.counts.created += 1
 
     async def _update(self, op: Op) -> None:
@@ -205,7 +204,6 @@ class Applier:
         replaces = op.link.cal_key if op.link is not None else ""
         row = link_row(cal, ven, self.binding.fields, origin or _origin(op))
         self.state.record_link(self.binding.route_id, row, replaces)
-        self.state.clear_quarantine(self.binding.route_id, op.side, [op.cal_key])
 
     def _record_conflict(self, op: Op) -> None:
         assert op.loser is not None and op.source is not None

@@ -60,9 +60,9 @@ def parser() -> argparse.ArgumentParser:
     ):
         add(name, text).add_argument("route", metavar="ROUTE")
     add("resync", "ask the running daemon to resync").add_argument("--full", action="store_true")
-    add("simulate", "serve a vendor simulator on loopback").add_argument(
-        "kind", choices=["salesask"]
-    )
+    simulate = add("simulate", "serve a vendor simulator on loopback")
+    simulate.add_argument("kind", choices=["salesask"])
+    simulate.add_argument("--port", type=int, default=8765, help="loopback port (default 8765)")
     demo = add("demo", "sample calendar -> Sales Ask simulator, in ./syncd-demo/")
     demo.add_argument("--once", action="store_true", help="exit after the first pass")
     demo.add_argument("--dir", type=Path, default=Path("syncd-demo"))

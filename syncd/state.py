@@ -196,6 +196,9 @@ class State:
             self.db = sqlite_utils.Database(path)
             self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self.db.enable_wal()
+            # WAL + NORMAL: a commit survives a killed process; only a power loss can
+            # drop the newest commits, and intents (below) are written with FULL.
+            self.db.execute("PRAGMA synchronous = NORMAL")
         migrations.apply(self.db)
 
     def close(self) -> None:
@@ -258,6 +261,16 @@ class State:
                 self._delete_link(route, replaces)
             self.db.table("links").upsert(_link_row(route, row, old, now), pk=("route", "cal_key"))
             self._clear_intent(route, row.link.cal_key)
+            self._clear_settled(route, row.link)
+
+    def _clear_settled(self, route: str, link: Link) -> None:
+        """Both sides hold the item now: its quarantine and tombstones are stale."""
+        self.db.execute("DELETE FROM quarantine WHERE route = ? AND key = ?", [route, link.cal_key])
+        self.db.execute(
+            "DELETE FROM tombstones WHERE route = ? AND ((side = 'calendar' AND key = ?) "
+            "OR (side = 'vendor' AND key = ?))",
+            [route, link.cal_key, link.vendor_key],
+        )
 
     def forget_link(self, route: str, cal_key: str, tombstone: tuple[str, str, str] | None) -> None:
         """Drop a link; remember a deletion as a tombstone (side, key, reason)."""
@@ -288,8 +301,12 @@ class State:
             "vendor_key": vendor_key,
             "started_at": utc_now(),
         }
-        with self.db.atomic():
-            self.db.table("pending_creates").upsert(row, pk=("route", "side", "cal_key"))
+        self.db.execute("PRAGMA synchronous = FULL")  # durable before the request leaves
+        try:
+            with self.db.atomic():
+                self.db.table("pending_creates").upsert(row, pk=("route", "side", "cal_key"))
+        finally:
+            self.db.execute("PRAGMA synchronous = NORMAL")
 
     def pending_creates(self, route: str) -> list[dict[str, Any]]:
         """Creates that were started and never recorded: a crash came in between."""

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cli import FAILED, HELD, OK, exit_status, sync
+from syncd.cli import OK, exit_status, sync
 from syncd.config import load_config
 from syncd.simulators.salesask import SalesAskSim
-from syncd.state import State
 from tests.builders import (
     FILE_CALENDAR,
     Vevent,
