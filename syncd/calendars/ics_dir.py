@@ -20,7 +20,7 @@ import icalendar
 from syncd.adapter import Caps
 from syncd.calendars.local import as_listing, find, parse_file, write_atomically
 from syncd.errors import Gone, Malformed, Rejected
-from syncd.ical import Limits
+from syncd.ical import Limits, parse_for_rewrite
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
 
 PRODID = "-//syncd//syncd//EN"
@@ -138,7 +138,7 @@ def set_fields(vevent: icalendar.Event, event: Event) -> None:
 
 def _rewrite(path: Path, uid: str, event: Event) -> None:
     try:
-        calendar = icalendar.Calendar.from_ical(path.read_bytes())
+        calendar = parse_for_rewrite(path.read_bytes())
     except FileNotFoundError as exc:
         raise Gone(f"{path.name} is gone", key=uid) from exc
     for vevent in calendar.walk("VEVENT"):
