@@ -10,7 +10,8 @@ committed intent row, so a crash between the request and the record leaves a tra
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
 from syncd.adapter import Adapter
@@ -29,6 +30,8 @@ from syncd.retry import RetryPolicy, with_retries
 from syncd.state import LinkRow, State
 
 DEFAULT_CONCURRENCY = 8
+PROGRESS_FROM = 1000
+log = logging.getLogger("syncd.apply")
 
 
 @dataclass
@@ -78,35 +81,41 @@ class Applier:
         self.state = state
         self.retry = retry
         self.counts = RunCounts()
-        self._slots = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
         self._parked = {
             side: state.parked(binding.route_id, side) for side in ("calendar", "vendor")
         }
 
-    async def apply(self, ops: Iterable[Op]) -> RunCounts:
+    async def apply(self, ops: Sequence[Op]) -> RunCounts:
         """Apply every op; raise `AuthFailed` as soon as a side refuses the credentials."""
+        pending = iter(ops)  # shared by the workers: each takes the next op when free
+        progress = _Progress(self.binding.route_id, len(ops))
         try:
             async with asyncio.TaskGroup() as group:
-                for op in ops:
-                    group.create_task(self._guarded(op))
+                for _ in range(min(self.concurrency, len(ops))):
+                    group.create_task(self._worker(pending, progress))
         except* AuthFailed as failures:
             raise failures.exceptions[0] from None
         return self.counts
+
+    async def _worker(self, pending: Iterator[Op], progress: _Progress) -> None:
+        for op in pending:
+            await self._guarded(op)
+            progress.step()
 
     async def _guarded(self, op: Op) -> None:
         if self._is_parked(op):
             self.counts.parked += 1
             return
-        async with self._slots:
-            try:
-                await self._dispatch(op)
-            except (Rejected, VersionMismatch, Malformed) as exc:
-                self._quarantine(op, exc)
-            except Gone:
-                self._vanished(op)
-            except Unavailable as exc:
-                self.counts.unavailable += 1
-                self.counts.last_error = str(exc)
+        try:
+            await self._dispatch(op)
+        except (Rejected, VersionMismatch, Malformed) as exc:
+            self._quarantine(op, exc)
+        except Gone:
+            self._vanished(op)
+        except Unavailable as exc:
+            self.counts.unavailable += 1
+            self.counts.last_error = str(exc)
 
     def _is_parked(self, op: Op) -> bool:
         parked = self._parked.get(op.side, {})
@@ -212,6 +221,20 @@ class Applier:
         snapshots = (event_snapshot(cal.record.event), event_snapshot(ven.record.event))
         self.state.add_conflict(self.binding.route_id, op.cal_key, op.vendor_key, winner, snapshots)
         self.counts.conflicts += 1
+
+
+class _Progress:
+    """A line every tenth of a long run (1,000 ops or more): a first sync of a big
+    calendar takes minutes at a vendor's rate limit, and silence looks like a hang."""
+
+    def __init__(self, route: str, total: int) -> None:
+        self.route, self.total, self.done = route, total, 0
+        self.every = max(1, total // 10) if total >= PROGRESS_FROM else 0
+
+    def step(self) -> None:
+        self.done += 1
+        if self.every and self.done % self.every == 0 and self.done < self.total:
+            log.info("route %s: %d of %d operations done", self.route, self.done, self.total)
 
 
 def _origin(op: Op) -> str:
