@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 
+from syncd.cli import exit_status, sync
+from syncd.config import load_config
+from syncd.runner import RunReport
 from syncd.simulators import salesask as sim
 
 REP = "rep@example.com"
@@ -111,3 +114,14 @@ async def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> No
             return
         await asyncio.sleep(step)
     raise AssertionError(f"condition not met within {seconds}s")
+
+
+async def run_sync(config_path: Path, **kwargs: bool) -> list[RunReport]:
+    """Every route of the config once, through the same `sync` the CLI runs."""
+    config = load_config(config_path)
+    return await sync(config, list(config.routes), **kwargs)
+
+
+async def run(config_path: Path, **kwargs: bool) -> int:
+    """`run_sync`, as the exit status `syncd sync` would give."""
+    return exit_status(await run_sync(config_path, **kwargs))

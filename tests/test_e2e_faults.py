@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from syncd.cli import FAILED, OK, USAGE, exit_status, main, sync
+from syncd.cli import FAILED, OK, USAGE, exit_status, main
 from syncd.config import load_config
 from syncd.simulators.salesask import default
 from syncd.state import State
@@ -19,15 +19,15 @@ from tests.builders import (
     calendar,
     config_text,
     day,
+    run_sync,
     salesask_server,
     wait_until,
     write,
 )
 
 
-async def run(config_path: Path) -> tuple[int, str]:
-    config = load_config(config_path)
-    reports = await sync(config, list(config.routes))
+async def run_status(config_path: Path) -> tuple[int, str]:
+    reports = await run_sync(config_path)
     return exit_status(reports), reports[0].error
 
 
@@ -35,7 +35,7 @@ async def test_refused_credentials_stop_the_route_with_a_clear_message(tmp_path)
     async with salesask_server() as (simulator, base_url):
         write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
         text = config_text(base_url, FILE_CALENDAR).replace("api_key: sim-key", "api_key: wrong")
-        status, error = await run(write(tmp_path, "config.yaml", text))
+        status, error = await run_status(write(tmp_path, "config.yaml", text))
     assert status == FAILED
     assert error.startswith("credentials refused (check the vendor's keys in the config)")
     assert "HTTP 401" in error
@@ -49,8 +49,8 @@ async def test_an_inactive_rep_is_quarantined_once_not_retried_every_run(tmp_pat
         text = config_text(base_url, FILE_CALENDAR).replace("rep@example.com", "gone@example.com")
         config_path = write(tmp_path, "config.yaml", text)
 
-        assert (await run(config_path))[0] == OK  # a refused item is reported, not a failure
-        assert (await run(config_path))[0] == OK
+        assert (await run_status(config_path))[0] == OK  # a refused item is reported, not a failure
+        assert (await run_status(config_path))[0] == OK
         posts = [r for r in simulator.requests if r["method"] == "POST"]
 
         state = State(load_config(config_path).state)
@@ -65,11 +65,11 @@ async def test_a_changed_quarantined_item_is_tried_again(tmp_path):
         write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
         text = config_text(base_url, FILE_CALENDAR).replace("rep@example.com", "gone@example.com")
         config_path = write(tmp_path, "config.yaml", text)
-        await run(config_path)
+        await run_status(config_path)
         simulator.set_rep("gone@example.com", active=True)
         write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call, renamed", day(1))))
 
-        assert (await run(config_path))[0] == OK
+        assert (await run_status(config_path))[0] == OK
     assert set(simulator.org().tasks) == {"cal:a"}
 
 
@@ -96,7 +96,9 @@ async def test_sigkill_in_the_middle_of_a_first_sync_leaves_no_duplicate(tmp_pat
         assert 60 <= len(simulator.org().tasks) < 300
         simulator.delay = 0
 
-        assert (await run(config_path))[0] == OK  # the lock of the dead process is taken over
+        assert (await run_status(config_path))[
+            0
+        ] == OK  # the lock of the dead process is taken over
 
         tasks = simulator.org().tasks.values()
         assert sorted(t.event_id for t in tasks) == sorted(f"cal:e{n}" for n in range(300))

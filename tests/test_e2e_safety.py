@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from syncd.cli import FAILED, HELD, OK, exit_status, main, sync
+from syncd.cli import FAILED, HELD, OK, main, sync
 from syncd.config import load_config
 from syncd.simulators.salesask import SalesAskSim
 from syncd.state import State
@@ -20,17 +20,13 @@ from tests.builders import (
     calendar,
     config_text,
     day,
+    run,
     salesask_server,
     wait_until,
     write,
 )
 
 EVENTS = [Vevent(f"e{n}", f"Meeting {n}", day(1 + n % 20, 8 + n % 9)) for n in range(60)]
-
-
-async def run(config_path: Path, **kwargs: bool) -> int:
-    config = load_config(config_path)
-    return exit_status(await sync(config, list(config.routes), **kwargs))
 
 
 def status_text(config_path: Path, capsys: pytest.CaptureFixture[str]) -> str:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cli import OK, exit_status, sync
-from syncd.config import load_config
+from syncd.cli import OK
 from syncd.simulators.salesask import SalesAskSim
 from tests.builders import (
     FILE_CALENDAR,
@@ -18,6 +17,7 @@ from tests.builders import (
     calendar,
     config_text,
     day,
+    run,
     salesask_server,
     utc,
     write,
@@ -48,11 +48,6 @@ async def env(tmp_path: Path) -> AsyncIterator[tuple[SalesAskSim, Path]]:
     async with salesask_server() as (simulator, base_url):
         write(tmp_path, "calendar.ics", calendar(*base_events()))
         yield simulator, write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
-
-
-async def run(config_path: Path, **kwargs: bool) -> int:
-    config = load_config(config_path)
-    return exit_status(await sync(config, list(config.routes), **kwargs))
 
 
 def writes(simulator: SalesAskSim) -> list[tuple[str, str, dict[str, object] | None]]:

@@ -18,7 +18,8 @@ from pathlib import Path
 import icalendar
 
 from syncd.adapter import Caps
-from syncd.calendars.local import as_listing, find, parse_file, write_atomically
+from syncd.calendars.base import Listed
+from syncd.calendars.local import as_listing, parse_file, write_atomically
 from syncd.errors import Gone, Malformed, Rejected
 from syncd.ical import Limits, parse_for_rewrite
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
@@ -28,7 +29,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
 
 
 @dataclass
-class IcsDir:
+class IcsDir(Listed):
     """A folder of .ics files (vdir)."""
 
     calendar_id: str
@@ -36,11 +37,6 @@ class IcsDir:
     timezone: str = "UTC"
     limits: Limits = field(default_factory=Limits)
     caps = Caps()
-    _last: Listing | None = field(default=None, repr=False)
-
-    def project(self, event: Event) -> Event:
-        """A calendar holds every field."""
-        return event
 
     async def list(self, window: Window) -> Listing:
         """Every event of every file; a broken file is a problem, not a failed listing."""
@@ -50,8 +46,7 @@ class IcsDir:
         results = [await self._read(file, window) for file in files]
         records = tuple(r for listing in results for r in listing.records)
         problems = tuple(p for listing in results for p in listing.problems)
-        self._last = Listing(records, problems)
-        return self._last
+        return self.remember(Listing(records, problems))
 
     async def _read(self, file: Path, window: Window) -> Listing:
         try:
@@ -60,12 +55,6 @@ class IcsDir:
             key = OccurrenceKey(self.calendar_id, file.stem).text
             return Listing((), (Problem(key, str(exc)),))
         return as_listing(expansion)
-
-    async def get(self, key: str) -> Record:
-        """One event, from the last listing."""
-        if self._last is None:
-            raise Gone(f"{self.calendar_id}: nothing listed yet", key=key)
-        return find(self._last, key)
 
     async def create(self, key: str, event: Event) -> Record:
         """Write a new single event as `<uid>.ics`."""

@@ -16,11 +16,12 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from syncd.adapter import Caps
-from syncd.calendars.local import as_listing, find
-from syncd.errors import Gone, Malformed, Rejected, Unavailable
+from syncd.calendars.base import ReadOnly
+from syncd.calendars.local import as_listing
+from syncd.errors import Malformed, Unavailable
 from syncd.http import USER_AGENT, Response, raise_for_status
 from syncd.ical import Limits, read_calendar
-from syncd.model import Event, Listing, Record, Window
+from syncd.model import Listing, Window
 
 CHUNK = 64 * 1024
 
@@ -35,7 +36,7 @@ class FeedCache:
 
 
 @dataclass
-class IcsUrl:
+class IcsUrl(ReadOnly):
     """An HTTP(S) feed read through the shared session."""
 
     calendar_id: str
@@ -47,12 +48,8 @@ class IcsUrl:
     max_bytes: int = 50 * 1024 * 1024
     limits: Limits = field(default_factory=Limits)
     caps = Caps(writable=False, deletable=False, absence="relist")
+    kind = "ics_url"
     cache: FeedCache = field(default_factory=FeedCache, repr=False)
-    _last: Listing | None = field(default=None, repr=False)
-
-    def project(self, event: Event) -> Event:
-        """A calendar holds every field."""
-        return event
 
     async def list(self, window: Window) -> Listing:
         """Fetch (conditionally) and expand the feed."""
@@ -68,8 +65,7 @@ class IcsUrl:
             )
         except Malformed as exc:
             raise Malformed(f"{self.calendar_id}: feed: {exc}") from exc
-        self._last = as_listing(expansion)
-        return self._last
+        return self.remember(as_listing(expansion))
 
     async def _fetch(self) -> bytes:
         where = f"{self.calendar_id}: GET feed"
@@ -125,21 +121,3 @@ class IcsUrl:
     def body_hash(self) -> str:
         """SHA-256 of the last body, for people and for change detection."""
         return hashlib.sha256(self.cache.body).hexdigest()
-
-    async def get(self, key: str) -> Record:
-        """One event, from the last listing."""
-        if self._last is None:
-            raise Gone(f"{self.calendar_id}: nothing listed yet", key=key)
-        return find(self._last, key)
-
-    async def create(self, key: str, event: Event) -> Record:
-        """Feeds are read-only."""
-        raise Rejected(f"{self.calendar_id}: an ics_url feed is read-only", key=key)
-
-    async def update(self, record: Record, event: Event, changed: frozenset[str]) -> Record:
-        """Feeds are read-only."""
-        raise Rejected(f"{self.calendar_id}: an ics_url feed is read-only", key=record.key)
-
-    async def delete(self, record: Record) -> None:
-        """Feeds are read-only."""
-        raise Rejected(f"{self.calendar_id}: an ics_url feed is read-only", key=record.key)
