@@ -49,7 +49,7 @@ class HttpClient:
     session: aiohttp.ClientSession
     base_url: str
     label: str  # names the side in messages: the vendor or calendar id
-    headers: Mapping[str, str] = field(default_factory=dict)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)  # carry keys
     timeout: float = DEFAULT_TIMEOUT
     budget: Budget | None = None
     concurrency: int = 4

@@ -42,16 +42,16 @@ def calendar_adapter(
 def _ics_url(
     calendar_id: str, config: IcsUrlCalendar, session: aiohttp.ClientSession, limits: Limits
 ) -> IcsUrl:
-    auth = None
+    authorization = ""
     if config.username:
         password = config.password.get_secret_value() if config.password else ""
-        auth = aiohttp.BasicAuth(config.username, password)
+        authorization = aiohttp.encode_basic_auth(config.username, password)
     return IcsUrl(
         calendar_id,
         config.url.get_secret_value(),
         session,
         config.timezone,
-        auth,
+        authorization,
         config.timeout.total_seconds(),
         config.max_bytes,
         limits,

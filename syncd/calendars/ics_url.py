@@ -40,10 +40,10 @@ class IcsUrl(ReadOnly):
     """An HTTP(S) feed read through the shared session."""
 
     calendar_id: str
-    url: str
+    url: str = field(repr=False)  # a secret: feed URLs carry tokens
     session: aiohttp.ClientSession
     timezone: str = "UTC"
-    auth: aiohttp.BasicAuth | None = None
+    authorization: str = field(default="", repr=False)  # an Authorization header value
     timeout: float = 30.0
     max_bytes: int = 50 * 1024 * 1024
     limits: Limits = field(default_factory=Limits)
@@ -73,17 +73,19 @@ class IcsUrl(ReadOnly):
             async with self.session.get(
                 self.url,
                 headers=self._headers(),
-                auth=self.auth,
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
             ) as response:
                 return await self._read(response, where)
-        except TimeoutError as exc:
-            raise Unavailable(f"{where}: no answer within {self.timeout:g}s") from exc
+        except TimeoutError:
+            raise Unavailable(f"{where}: no answer within {self.timeout:g}s") from None
         except aiohttp.ClientError as exc:
-            raise Unavailable(f"{where}: {type(exc).__name__}") from exc
+            # not chained: aiohttp's error text can carry the URL, which is a secret
+            raise Unavailable(f"{where}: {type(exc).__name__}") from None
 
     def _headers(self) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
+        if self.authorization:
+            headers["Authorization"] = self.authorization
         if self.cache.body and self.cache.etag:
             headers["If-None-Match"] = self.cache.etag
         if self.cache.body and self.cache.last_modified:
