@@ -133,7 +133,7 @@ class _Context:
     calendar: str
     window: Window
     zone: tzinfo
-    shapes: dict[int, tuple[Event, _Length]] = field(default_factory=dict)
+    shapes: dict[int, tuple[Event, _Length, datetime | None]] = field(default_factory=dict)
 
     def record(
         self, uid: str, source: _Source, start: Moment, original: Moment | None, end: Any = None
@@ -142,20 +142,22 @@ class _Context:
 
         `end` is given only where the library knows better (an RDATE PERIOD).
         """
-        template, length = self.shape(source)
+        template, length, modified = self.shape(source)
         finish = self.end(start, length) if end is None else self.moment(end)
         event = dataclasses.replace(template, start=self.moment(start), end=finish)
         rid, anchor = (SINGLE, None) if original is None else self.rid(original)
         key = OccurrenceKey(self.calendar, uid, rid).text
-        return Record(key, event, anchor=anchor)  # the runner fingerprints what it compares
+        # No version: the runner fingerprints what it compares.
+        return Record(key, event, anchor=anchor, modified=modified)
 
-    def shape(self, source: _Source) -> tuple[Event, _Length]:
-        """The fields and length of a component, computed once per component."""
+    def shape(self, source: _Source) -> tuple[Event, _Length, datetime | None]:
+        """The fields, length and LAST-MODIFIED of a component, computed once each."""
         found = self.shapes.get(id(source.component))
         if found is None:
             found = self.shapes[id(source.component)] = (
                 _fields(source.component),
                 self.length(source),
+                _last_modified(source.component),
             )
         return found
 
@@ -364,3 +366,14 @@ def expand(
             break
         records.extend(found)
     return records, problems
+
+
+def _last_modified(component: Any) -> datetime | None:
+    """LAST-MODIFIED as aware UTC (RFC 5545 3.8.7.3 says it is UTC), for `conflict: newest`."""
+    try:
+        value = component.decoded("last-modified", None)
+    except Exception:  # a broken stamp only costs the newest-wins comparison
+        return None
+    if not isinstance(value, datetime):
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)

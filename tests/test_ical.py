@@ -577,3 +577,13 @@ def test_window_edges_are_half_open() -> None:
     found = read("cancelled_override.ics", Window(at(2027, 3, 2, 15), at(2027, 3, 3, 15)))
     assert sorted(by_key(found)) == [key("cancelled@syncd.test", "20270302T150000Z")]
     assert timedelta(0) < found.records[0].event.end - found.records[0].event.start  # type: ignore[operator]
+
+
+def test_last_modified_becomes_the_records_modification_time() -> None:
+    body = (
+        b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//t//EN\r\nBEGIN:VEVENT\r\nUID:m\r\n"
+        b"DTSTAMP:20270101T000000Z\r\nDTSTART:20270301T090000Z\r\n"
+        b"LAST-MODIFIED:20270215T120000Z\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    (record,) = read_calendar(body, calendar="cal", window=YEAR_2027).records
+    assert record.modified == at(2027, 2, 15, 12)

@@ -145,7 +145,13 @@ def to_record(payload: object, key: str = "") -> Record:
         event=to_event(payload),
         version=version_of(payload),
         remote_id=str(payload.get("id") or ""),
+        modified=_updated_at(payload),
     )
+
+
+def _updated_at(payload: Payload) -> datetime | None:
+    value = payload.get("updatedAt")
+    return None if value is None else parse_time(value)
 
 
 def fields_payload(event: Event, names: Iterable[str]) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class TestSalesAsk(AdapterContract):
             event=Event(start, start, contact=Person("john@example.com", "John Doe")),
             version="2026-02-28T09:00:00+00:00",
             remote_id="task_abc123",
+            modified=datetime(2026, 2, 28, 9, tzinfo=UTC),
         )
         assert salesask.project(record.event) == record.event
 
