@@ -78,6 +78,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return USAGE
+    except RouteBusy as exc:  # reset and retry of a route that is being synced
+        print(exc, file=sys.stderr)
+        return FAILED
     except KeyboardInterrupt:
         return OK
 
@@ -187,10 +190,7 @@ async def _run_one(
     if dry_run:
         return await runner.run(dry_run=True)
     try:
-        command = "release" if release else "sync"
-        # Unique per run, not per process: a daemon runs many syncs in one process.
-        holder = f"syncd {command} pid {os.getpid()} run {secrets.token_hex(4)}"
-        with state.locked(name, holder):
+        with state.locked(name, _holder("release" if release else "sync")):
             return await runner.run(release=release)
     except RouteBusy as exc:
         return RunReport(name, "failed", error=str(exc))
@@ -217,17 +217,25 @@ def _status(config: Config, args: argparse.Namespace) -> int:
 
 
 def _retry(config: Config, args: argparse.Namespace) -> int:
-    with closing(State(config.state)) as state:
-        count = state.queue_retry(_route_names(config, [args.route])[0])
-    print(f"{args.route}: {count} quarantined items will be tried again on the next run")
+    [route] = _route_names(config, [args.route])
+    with closing(State(config.state)) as state, state.locked(route, _holder("retry")):
+        count = state.queue_retry(route)
+    print(f"{route}: {count} quarantined items will be tried again on the next run")
     return OK
 
 
 def _reset(config: Config, args: argparse.Namespace) -> int:
-    with closing(State(config.state)) as state:
-        state.reset(_route_names(config, [args.route])[0])
-    print(f"{args.route}: state forgotten; the next run re-adopts records by vendor key")
+    [route] = _route_names(config, [args.route])
+    with closing(State(config.state)) as state, state.locked(route, _holder("reset")):
+        state.reset(route)
+    print(f"{route}: state forgotten; the next run re-adopts records by vendor key")
     return OK
+
+
+def _holder(command: str) -> str:
+    """Who holds a route's lock: unique per run, not per process (a daemon runs many
+    syncs in one process)."""
+    return f"syncd {command} pid {os.getpid()} run {secrets.token_hex(4)}"
 
 
 def _resync(config: Config, args: argparse.Namespace) -> int:

@@ -327,17 +327,6 @@ class State:
         row = {"route": route, "side": side, "key": key, "reason": reason, "deleted_at": utc_now()}
         self.db.table("tombstones").upsert(row, pk=("route", "side", "key"))
 
-    def clear_tombstones(self, route: str, keys: Iterable[tuple[str, str]]) -> None:
-        """Forget deletions of items that came back."""
-        with self.db.atomic():
-            for side, key in keys:
-                self.db.execute(
-                    "DELETE FROM tombstones WHERE route = ? AND side = ? AND key = ?",
-                    [route, side, key],
-                )
-
-    # --- quarantine ---------------------------------------------------------------------
-
     def quarantine(self, route: str, side: str, key: str, reason: str, fp: str = "") -> None:
         """Put an item aside with its reason and the fingerprint it had; count how often
         it came back."""
@@ -366,15 +355,6 @@ class State:
         return self._rows(
             "SELECT * FROM quarantine WHERE route = ? ORDER BY last_seen DESC", [route]
         )
-
-    def clear_quarantine(self, route: str, side: str, keys: Iterable[str]) -> None:
-        """Items that went through: out of quarantine."""
-        with self.db.atomic():
-            for key in keys:
-                self.db.execute(
-                    "DELETE FROM quarantine WHERE route = ? AND side = ? AND key = ?",
-                    [route, side, key],
-                )
 
     def queue_retry(self, route: str) -> int:
         """`syncd retry`: every quarantined write is tried again on the next run."""

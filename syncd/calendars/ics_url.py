@@ -10,7 +10,6 @@ feed's absence is confirmed by a second listing (`absence="relist"`): feeds glit
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -114,12 +113,3 @@ class IcsUrl(ReadOnly):
                 raise Malformed(f"{where}: the feed is larger than {self.max_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
-
-    def forget_cache(self) -> None:
-        """Drop the cached validators: the next fetch is unconditional (a full resync)."""
-        self.cache = FeedCache()
-
-    @property
-    def body_hash(self) -> str:
-        """SHA-256 of the last body, for people and for change detection."""
-        return hashlib.sha256(self.cache.body).hexdigest()
