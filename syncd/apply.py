@@ -20,6 +20,7 @@ from syncd.errors import (
     AuthFailed,
     Gone,
     Malformed,
+    RateLimited,
     Rejected,
     Unavailable,
     VersionMismatch,
@@ -31,6 +32,7 @@ from syncd.state import LinkRow, State
 
 DEFAULT_CONCURRENCY = 8
 PROGRESS_FROM = 1000
+UNREACHABLE_AFTER = 3  # writes that failed after all their retries, before the run stops
 log = logging.getLogger("syncd.apply")
 
 
@@ -94,7 +96,7 @@ class Applier:
             async with asyncio.TaskGroup() as group:
                 for _ in range(min(self.concurrency, len(ops))):
                     group.create_task(self._worker(pending, progress))
-        except* AuthFailed as failures:
+        except* (AuthFailed, Unavailable) as failures:
             raise failures.exceptions[0] from None
         return self.counts
 
@@ -113,9 +115,13 @@ class Applier:
             self._quarantine(op, exc)
         except Gone:
             self._vanished(op)
+        except RateLimited:
+            raise  # the vendor wants a pause longer than a retry: stop the run
         except Unavailable as exc:
             self.counts.unavailable += 1
             self.counts.last_error = str(exc)
+            if self.counts.unavailable >= UNREACHABLE_AFTER:
+                raise  # the vendor is down: stop hammering it, the next run tries again
 
     def _is_parked(self, op: Op) -> bool:
         parked = self._parked.get(op.side, {})

@@ -41,7 +41,7 @@ class _Wait:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, RateLimited) and exc.retry_after is not None:
             if exc.retry_after > self.policy.max_retry_after:
-                raise exc  # the vendor wants a long pause: the route backs off as a whole
+                raise exc  # a long pause: the run stops and the route backs off as a whole
             return exc.retry_after
         return float(self.backoff(state))
 

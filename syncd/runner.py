@@ -20,7 +20,7 @@ from syncd import routing
 from syncd.adapter import Adapter
 from syncd.apply import Applier, Binding, RunCounts
 from syncd.config import RouteConfig
-from syncd.errors import AdapterError, AuthFailed, Gone
+from syncd.errors import AdapterError, AuthFailed, Gone, Unavailable
 from syncd.model import (
     Link,
     Listing,
@@ -78,7 +78,11 @@ class RouteRunner:
             return await self._pass(dry_run=True, release=release)
         started = time.monotonic()
         run_id = self.state.begin_run(self.route_id, trigger)
-        report = await self._pass(dry_run=False, release=release)
+        try:
+            report = await self._pass(dry_run=False, release=release)
+        except Exception as exc:  # a bug must fail this route's run, not the others
+            log.exception("route %s: internal error", self.route_id)
+            report = RunReport(self.route_id, "failed", error=f"internal error: {exc!r}")
         previous = self.state.finish_run(
             run_id, self.route_id, report.outcome, report.counts, report.error
         )
@@ -88,12 +92,12 @@ class RouteRunner:
     async def _pass(self, *, dry_run: bool, release: bool) -> RunReport:
         window = Window.around(self.clock(), self.route.window.past, self.route.window.future)
         self._last_window = window
+        links = self.state.links(self.route_id)
         try:
             cal_listing, ven_listing = await self._list_both(window)
-        except AdapterError as exc:
+            inputs = await self._inputs(window, cal_listing, ven_listing, links, dry_run)
+        except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing
             return RunReport(self.route_id, "failed", error=failure_text(exc))
-        links = self.state.links(self.route_id)
-        inputs = await self._inputs(window, cal_listing, ven_listing, links, dry_run)
         ops = plan_route(inputs)
         ops, held = self._guard(ops, len(links), release)
         if dry_run:
@@ -116,9 +120,13 @@ class RouteRunner:
     ) -> Inputs:
         cal_items, dropped, unsure = self._calendar_items(cal, window, dry_run)
         ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
-        ven_items, ven_absent = await self._confirm_vendor(window, ven_items, links, cal_items)
+        ven_items, ven_absent = await self._confirm_vendor(
+            window, ven_items, links, cal_items, ven.complete
+        )
         quarantined = unsure | {_problem_uid(p) for p in cal.problems}
-        cal_absent = self._calendar_absent(window, cal_items, links, quarantined) | dropped
+        cal_absent = dropped  # an incomplete listing's gaps prove nothing
+        if cal.complete:
+            cal_absent |= self._calendar_absent(window, cal_items, links, quarantined)
         return Inputs(
             calendar=Side(
                 cal_items,
@@ -212,8 +220,10 @@ class RouteRunner:
         items: dict[str, Item],
         links: Iterable[Link],
         cal_items: dict[str, Item],
+        complete: bool,
     ) -> tuple[dict[str, Item], frozenset[str]]:
-        """Confirm each linked vendor record the listing lacks (DESIGN.md section 6)."""
+        """Confirm each linked vendor record the listing lacks (DESIGN.md section 6); an
+        incomplete listing confirms nothing by itself, only a get can."""
         suspects = [
             link
             for link in links
@@ -221,6 +231,8 @@ class RouteRunner:
             and (_anchored(link, window) or _in_window(cal_items.get(link.cal_key)))
         ]
         absence = self.vendor.caps.absence
+        if absence != "get" and not complete:
+            return items, frozenset()
         if absence == "authoritative":
             return items, frozenset(link.vendor_key for link in suspects)
         if absence == "relist":
@@ -282,7 +294,7 @@ class RouteRunner:
         applier = Applier(self._binding(), self.state, self.retry)
         try:
             counts = await applier.apply(ops)
-        except AuthFailed as exc:
+        except (AuthFailed, Unavailable) as exc:  # refused, rate-limited for long, or down
             return RunReport(
                 self.route_id,
                 "failed",

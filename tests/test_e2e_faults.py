@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from syncd.cli import FAILED, OK, USAGE, exit_status, main
@@ -167,3 +168,49 @@ def test_status_before_any_run_says_so(tmp_path, capsys):
     assert main(["status", "-c", str(path)]) == OK
     assert "no route has run" in capsys.readouterr().out
     assert not (tmp_path / "state.db").exists()
+
+
+async def test_a_long_retry_after_stops_the_run_instead_of_hammering(tmp_path):
+    events = [Vevent(f"e{n}", f"Call {n}", day(1, 8 + n % 9)) for n in range(40)]
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(*events))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
+        await run_status(config_path)  # the first sync creates all 40
+        write(
+            tmp_path, "calendar.ics", calendar(*(replace(e, title=e.title + "!") for e in events))
+        )
+        simulator.requests.clear()
+        simulator.fail_next(429, {"Retry-After": "900"}, times=100)
+
+        status, error = await run_status(config_path)
+
+    assert status == FAILED and "HTTP 429" in error
+    assert len(simulator.requests) < 20  # a few in flight at most, not 40 writes x retries
+
+
+async def test_a_short_retry_after_is_honoured_and_the_run_succeeds(tmp_path):
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
+        simulator.fail_next(429, {"Retry-After": "0"}, times=2)
+
+        assert await run_status(config_path) == (OK, "")
+
+    assert set(simulator.org().tasks) == {"cal:a"}
+
+
+async def test_a_refusal_while_confirming_an_absence_fails_the_run_cleanly(tmp_path):
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
+        await run_status(config_path)
+        simulator.remove("cal:a")  # the listing lacks it: syncd asks for it by key
+        simulator.stall_next(0)  # the listing itself goes through
+        simulator.fail_next(401)  # the confirming GET is refused
+
+        status, error = await run_status(config_path)
+
+        state = State(load_config(config_path).state)
+        runs = state._rows("SELECT outcome FROM runs ORDER BY id")
+    assert status == FAILED and "credentials refused" in error
+    assert [r["outcome"] for r in runs] == ["ok", "failed"]
