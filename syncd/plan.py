@@ -243,7 +243,7 @@ def _decide_calendar_deleted(inputs: Inputs, op: _Builder, v: Item, link: Link) 
     policy = inputs.policy
     if policy.direction == "to_calendar":
         return [op.create("calendar_delete_reverted", "calendar", v)]
-    if policy.direction == "both" and v.fp != link.vendor_fp:
+    if policy.direction == "both" and v.fp != link.vendor_fp and inputs.may_write("calendar"):
         return [op.create("edit_beats_delete", "calendar", v)]
     return [op.delete("calendar_deleted", "vendor", v, DELETED_BY_SYNCD)]
 

@@ -68,6 +68,10 @@ class MemoryAdapter:
         self.items[key] = (str(self._clock), self.project(event))
         return self._record(key)
 
+    def records(self) -> dict[str, Record]:
+        """Everything this side holds now, by key."""
+        return {key: self._record(key) for key in sorted(self.items)}
+
     def remove(self, key: str) -> None:
         """Delete `key` as somebody else would (not counted as syncd's)."""
         self.items.pop(key, None)
@@ -80,8 +84,9 @@ class MemoryAdapter:
         if self.fail_lists:
             self.fail_lists -= 1
             raise Unavailable("memory: listing failed (fault switch)")
-        records = [self._record(key) for key in sorted(self.items)]
-        shown = tuple(r for r in records if not self.windowed or r.in_window(window))
+        shown = tuple(
+            r for r in self.records().values() if not self.windowed or r.in_window(window)
+        )
         if self.incomplete_lists:
             self.incomplete_lists -= 1
             return Listing(shown[::2], complete=False)
