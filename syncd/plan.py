@@ -361,6 +361,8 @@ class _Builder:
         return Op(action, side, case, self.cal_key, self.vendor_key, link=self.link)
 
     def create(self, case: str, side: SideName, source: Item) -> Op:
+        if not self.inputs.may_write(side):
+            return self.forget("read_only_side_unchanged")
         return replace(self._op("create", side, case), source=source)
 
     def update(self, case: str, side: SideName, source: Item, target: Item) -> Op:
@@ -377,6 +379,9 @@ class _Builder:
         return [self.update(case, target, source, current)]
 
     def delete(self, case: str, side: SideName, target: Item, tombstone: str) -> Op:
+        if not self.inputs.may_write(side):
+            # The side cannot follow: drop the link, leave the record where it is.
+            return self.forget("read_only_side_unchanged")
         return replace(self._op("delete", side, case), target=target, tombstone=tombstone)
 
     def bind(self, case: str, c: Item, v: Item) -> Op:
