@@ -14,9 +14,11 @@ item that merely left the window is forgotten, never deleted.
 from __future__ import annotations
 
 import hashlib
-from collections import defaultdict
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Literal
 
 from syncd.model import Event, Link, OccurrenceKey, Record, Window, changed_fields
@@ -124,7 +126,7 @@ def plan_route(inputs: Inputs) -> tuple[Op, ...]:
     links, rekeyed = _rekey_series(inputs)
     ops: list[Op] = list(rekeyed)
     linked_cal = {link.cal_key for link in links} | {op.cal_key for op in rekeyed}
-    linked_vendor = {link.vendor_key for link in inputs.links}
+    linked_vendor = {link.vendor_key for link in inputs.links} | {o.vendor_key for o in rekeyed}
     for link in links:
         ops.extend(_decide_linked(inputs, link))
     for item in _sorted_items(inputs.calendar.items, linked_cal):
@@ -285,26 +287,58 @@ def imported_key(calendar_id: str, vendor_key: str) -> str:
 # --- series whose occurrences were re-keyed --------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Vanished:
+    """An occurrence the calendar no longer shows whose vendor record is still there:
+    linked (`link`), or a record of ours with no link (after a reset)."""
+
+    rid: str
+    vendor_key: str
+    link: Link | None = None
+
+
 def _rekey_series(inputs: Inputs) -> tuple[list[Link], list[Op]]:
-    """Pair vanished occurrences of a series with new ones of the same UID and patch them
-    instead of delete + create (ICALENDAR.md 6c): a moved DTSTART keeps the CRM records."""
+    """Pair vanished occurrences of a series with new ones of the same UID and patch the
+    vendor records instead of deleting and re-creating them (ICALENDAR.md 6c): a series
+    whose DTSTART moved keeps its CRM records, notes and links."""
     if not inputs.may_write("vendor"):
         return list(inputs.links), []
     vanished = _vanished_by_uid(inputs)
     fresh = _fresh_by_uid(inputs)
     pairs = [p for uid in vanished.keys() & fresh.keys() for p in _pair(vanished[uid], fresh[uid])]
-    paired = {link.cal_key for link, _ in pairs}
-    ops = [_rekey_op(inputs, link, item) for link, item in pairs]
+    paired = {gone.link.cal_key for gone, _ in pairs if gone.link is not None}
+    ops = [_rekey_op(inputs, gone, item) for gone, item in pairs]
     return [link for link in inputs.links if link.cal_key not in paired], ops
 
 
-def _vanished_by_uid(inputs: Inputs) -> dict[str, list[Link]]:
-    groups: dict[str, list[Link]] = defaultdict(list)
+def _vanished_by_uid(inputs: Inputs) -> dict[str, list[_Vanished]]:
+    """Vanished occurrences by UID. An unconfirmed absence counts here: pairing only
+    patches, so a feed that needs a second listing to confirm still re-keys at once."""
+    groups: dict[str, list[_Vanished]] = defaultdict(list)
+    calendar = inputs.calendar
     for link in inputs.links:
-        gone = link.cal_key in inputs.calendar.absent
+        uid = _uid(link.cal_key)
+        anchored = link.anchor is None or inputs.window.holds(link.anchor)
+        unseen = anchored and link.cal_key not in calendar.items and uid not in calendar.quarantined
+        gone = link.cal_key in calendar.absent or (unseen and calendar.complete)
         if gone and link.vendor_key in inputs.vendor.items:
-            groups[_uid(link.cal_key)].append(link)
+            groups[uid].append(_Vanished(_rid(link.cal_key), link.vendor_key, link))
+    for uid, rid, key in _orphans(inputs):
+        groups[uid].append(_Vanished(rid, key))
     return groups
+
+
+def _orphans(inputs: Inputs) -> Iterator[tuple[str, str, str]]:
+    """(uid, rid, vendor key) of our vendor records that nothing links or partners."""
+    linked = {link.vendor_key for link in inputs.links}
+    partners = {item.partner for item in inputs.calendar.items.values()}
+    prefix = f"{inputs.calendar_id}:"
+    for key, item in inputs.vendor.items.items():
+        mine = item.ours and item.in_window and key.startswith(prefix)
+        if mine and key not in linked and key not in partners:
+            uid, _, rid = key[len(prefix) :].rpartition(":")
+            if uid and _RID.fullmatch(rid):
+                yield uid, rid, key
 
 
 def _fresh_by_uid(inputs: Inputs) -> dict[str, list[Item]]:
@@ -316,30 +350,45 @@ def _fresh_by_uid(inputs: Inputs) -> dict[str, list[Item]]:
     return groups
 
 
-def _pair(links: list[Link], items: list[Item]) -> list[tuple[Link, Item]]:
-    """Same local date first; then, when the counts match, in order (a uniform shift)."""
-    links = sorted(links, key=lambda link: _rid(link.cal_key))
-    items = sorted(items, key=lambda item: _rid(item.key))
-    by_day = {_rid(item.key)[:8]: item for item in items}
-    pairs = [
-        (link, by_day[_rid(link.cal_key)[:8]]) for link in links if _rid(link.cal_key)[:8] in by_day
+_RID = re.compile(r"\d{8}(T\d{6}[ZL])?")
+MAX_SHIFT = timedelta(days=7)
+
+
+def _pair(gone: list[_Vanished], fresh: list[Item]) -> list[tuple[_Vanished, Item]]:
+    """Pair by one uniform shift: the most common offset (under a week) between a vanished
+    and a new occurrence, and only the pairs exactly that far apart. An EXDATE next to an
+    occurrence entering the window is no shift, so it is not paired."""
+    offsets = Counter(
+        _rid_time(item.key.rsplit(":", 1)[1]) - _rid_time(old.rid) for old in gone for item in fresh
+    )
+    shifts = [d for d, _ in offsets.most_common() if d and abs(d) < MAX_SHIFT]
+    if not shifts:
+        return []
+    by_start = {_rid_time(item.key.rsplit(":", 1)[1]): item for item in fresh}
+    return [
+        (old, by_start[_rid_time(old.rid) + shifts[0]])
+        for old in gone
+        if _rid_time(old.rid) + shifts[0] in by_start
     ]
-    used_links = {id(link) for link, _ in pairs}
-    used_items = {item.key for _, item in pairs}
-    rest_links = [link for link in links if id(link) not in used_links]
-    rest_items = [item for item in items if item.key not in used_items]
-    if len(rest_links) == len(rest_items):
-        pairs.extend(zip(rest_links, rest_items, strict=True))
-    return pairs
+
+
+def _rid_time(rid: str) -> datetime:
+    """A rid as a comparable time: UTC, local wall time (floating) or a date's midnight."""
+    return (
+        datetime.strptime(rid[:15], "%Y%m%dT%H%M%S")
+        if "T" in rid
+        else (datetime.strptime(rid[:8], "%Y%m%d"))
+    )
 
 
 def _rid(cal_key: str) -> str:
     return cal_key.rsplit(":", 1)[1]
 
 
-def _rekey_op(inputs: Inputs, link: Link, item: Item) -> Op:
-    current = inputs.vendor.items[link.vendor_key]
-    op = _Builder(inputs, link).update("series_rekeyed", "vendor", item, current)
+def _rekey_op(inputs: Inputs, gone: _Vanished, item: Item) -> Op:
+    current = inputs.vendor.items[gone.vendor_key]
+    builder = _Builder(inputs, gone.link, item.key, gone.vendor_key)
+    op = builder.update("series_rekeyed", "vendor", item, current)
     return replace(op, cal_key=item.key)  # op.link keeps the old key: the row it replaces
 
 

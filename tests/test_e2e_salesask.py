@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syncd.cli import OK
+from syncd.cli import OK, main
 from syncd.simulators.salesask import SalesAskSim
 from tests.builders import (
     FILE_CALENDAR,
@@ -115,3 +115,66 @@ async def test_edits_reach_the_vendor_as_exactly_the_right_requests(env):
 
 def _ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def weekly(start: datetime, *extra: str) -> Vevent:
+    return Vevent("series", "Weekly review", start, extra=["RRULE:FREQ=WEEKLY;COUNT=5", *extra])
+
+
+async def test_a_series_moved_by_an_hour_is_patched_not_recreated(env):
+    simulator, config_path = env
+    await run(config_path)
+    writes(simulator)
+    ids = {t.event_id: t.id for t in simulator.org().tasks.values()}
+    write(
+        config_path.parent,
+        "calendar.ics",
+        calendar(*base_events()[:3], weekly(SERIES_START + HOUR)),
+    )
+
+    assert await run(config_path) == OK
+
+    done = writes(simulator)
+    assert [(m, k) for m, k, _ in done] == [("PUT", occurrence(n)) for n in range(5)]
+    assert {t.event_id: t.id for t in simulator.org().tasks.values()} == ids  # same records
+    assert await run(config_path) == OK
+    assert writes(simulator) == []
+
+
+async def test_an_exdate_next_to_an_occurrence_entering_the_window_is_not_a_move(env):
+    simulator, config_path = env
+    await run(config_path)
+    writes(simulator)
+    # COUNT=5 becomes 6 (a new occurrence) and the third one is excluded: two facts, no shift.
+    longer = Vevent(
+        "series",
+        "Weekly review",
+        SERIES_START,
+        extra=["RRULE:FREQ=WEEKLY;COUNT=6", f"EXDATE:{utc(SERIES_START + timedelta(weeks=2))}"],
+    )
+    write(config_path.parent, "calendar.ics", calendar(*base_events()[:3], longer))
+
+    assert await run(config_path) == OK
+
+    assert [(m, k) for m, k, _ in writes(simulator)] == [
+        ("DELETE", occurrence(2)),
+        ("POST", occurrence(5)),
+    ]
+
+
+async def test_reset_after_a_series_move_readopts_instead_of_duplicating(env):
+    simulator, config_path = env
+    await run(config_path)
+    write(
+        config_path.parent,
+        "calendar.ics",
+        calendar(*base_events()[:3], weekly(SERIES_START + HOUR)),
+    )
+    await run(config_path)
+    writes(simulator)
+    assert main(["-c", str(config_path), "reset", "r"]) == OK
+
+    assert await run(config_path) == OK
+
+    assert [m for m, _, _ in writes(simulator)] == []
+    assert len(simulator.org().tasks) == 8
