@@ -129,12 +129,27 @@ def plan_route(inputs: Inputs) -> tuple[Op, ...]:
     linked_vendor = {link.vendor_key for link in inputs.links} | {o.vendor_key for o in rekeyed}
     for link in links:
         ops.extend(_decide_linked(inputs, link))
+    imported = _imported(inputs, linked_vendor)
     for item in _sorted_items(inputs.calendar.items, linked_cal):
-        ops.extend(_decide_new_on_calendar(inputs, item, linked_vendor))
-    partners = {item.partner for item in inputs.calendar.items.values()}
+        ops.extend(_decide_new_on_calendar(inputs, imported.get(item.key, item), linked_vendor))
+    partners = {item.partner for item in inputs.calendar.items.values()} | {
+        item.partner for item in imported.values()
+    }
     for item in _sorted_items(inputs.vendor.items, linked_vendor | partners):
         ops.extend(_decide_new_on_vendor(inputs, item))
     return tuple(ops)
+
+
+def _imported(inputs: Inputs, linked_vendor: set[str]) -> dict[str, Item]:
+    """Calendar events syncd made for vendor-born records, with the vendor record as their
+    partner: a crash between writing the event and recording the link must bind them on
+    the next run, not offer the event to the vendor as new."""
+    found: dict[str, Item] = {}
+    for key, vendor in inputs.vendor.items.items():
+        cal_key = imported_key(inputs.calendar_id, key)
+        if not vendor.ours and key not in linked_vendor and cal_key in inputs.calendar.items:
+            found[cal_key] = replace(inputs.calendar.items[cal_key], partner=key)
+    return found
 
 
 def _sorted_items(items: Mapping[str, Item], skip: set[str]) -> Iterator[Item]:

@@ -265,16 +265,25 @@ class RouteRunner:
     def _guard(
         self, ops: tuple[Op, ...], linked: int, release: bool
     ) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
-        """Hold every delete when they exceed both of the route's limits in one run."""
-        deletes = tuple(op for op in ops if op.action == "delete")
+        """Hold every delete when they exceed both of the route's limits in one run. With
+        `release`, the deletes held before (and shown to a person) go through; any others
+        are guarded as usual."""
+        released = self._held_keys() if release else set()
+        deletes = [
+            op for op in ops if op.action == "delete" and (op.side, op.cal_key) not in released
+        ]
         safety = self.route.safety
         over = (
             len(deletes) > safety.max_delete_count
             and len(deletes) > safety.max_delete_fraction * linked
         )
-        if release or not over:
+        if not over:
             return ops, ()
-        return tuple(op for op in ops if op.action != "delete"), deletes
+        held = {id(op) for op in deletes}
+        return tuple(op for op in ops if id(op) not in held), tuple(deletes)
+
+    def _held_keys(self) -> set[tuple[str, str]]:
+        return {(row["side"], row["cal_key"]) for row in self.state.held_deletes(self.route_id)}
 
     def _binding(self) -> Binding:
         window = self._last_window

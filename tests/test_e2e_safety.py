@@ -181,3 +181,16 @@ async def test_filtered_events_never_reach_the_vendor(tmp_path):
         config_path = write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR, extra))
         assert await run(config_path) == OK
         assert set(simulator.org().tasks) == {"cal:kept"}
+
+
+async def test_release_carries_out_only_the_deletes_that_were_held(env, capsys):
+    simulator, config_path = env
+    assert await run(config_path) == OK
+    write(config_path.parent, "calendar.ics", calendar(*EVENTS[:20]))  # 40 gone: held
+    assert await run(config_path) == HELD
+    write(config_path.parent, "calendar.ics", calendar(*EVENTS[15:20]))  # 15 more since
+
+    assert await run(config_path, release=True) == HELD  # the 40 go, the 15 new are held
+
+    assert len(simulator.org().tasks) == 20
+    assert "held deletes 15" in status_text(config_path, capsys)

@@ -486,6 +486,14 @@ ROWS = [
         policy=Policy("both", import_new=True),
         want=(Want("create", "calendar", "new_on_vendor", imported_key(CAL, FOREIGN), FOREIGN),),
     ),
+    # A crash came between writing the imported event and recording its link: bind them.
+    Row(
+        "imported_event_without_link_is_bound_not_offered_to_the_vendor",
+        side(cal(uid=OccurrenceKey.parse(CAL, imported_key(CAL, FOREIGN)).uid)),
+        side(ven(key=FOREIGN, ours=False)),
+        policy=Policy("both", import_new=True),
+        want=(Want("bind", "", "adopted", imported_key(CAL, FOREIGN), FOREIGN),),
+    ),
     Row(
         "new_on_vendor_not_imported_without_import_new",
         side(),
