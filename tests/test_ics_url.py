@@ -1,0 +1,95 @@
+"""The `ics_url` feed over loopback: conditional GET, gzip, the size cap, the timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from syncd.calendars.ics_url import IcsUrl
+from syncd.errors import Malformed, Unavailable
+from syncd.model import Window
+from tests.builders import Vevent, calendar, day
+
+WINDOW = Window(day(-1), day(30))
+BODY = calendar(Vevent("a", "Call A", day(1)), Vevent("b", "Call B", day(2))).encode()
+
+
+@dataclass
+class Feed:
+    """A feed that honours If-None-Match and records what it was asked."""
+
+    body: bytes = BODY
+    etag: str = '"v1"'
+    gzip: bool = False
+    delay: float = 0.0
+    asked: list[dict[str, str]] = field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.asked.append(dict(request.headers))
+        await asyncio.sleep(self.delay)
+        if request.headers.get("If-None-Match") == self.etag:
+            return web.Response(status=304, headers={"ETag": self.etag})
+        body, headers = self.body, {"ETag": self.etag, "Content-Type": "text/calendar"}
+        if self.gzip:
+            body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+        return web.Response(body=body, headers=headers)
+
+
+@pytest.fixture
+async def served(session: aiohttp.ClientSession) -> AsyncIterator[tuple[Feed, IcsUrl]]:
+    feed = Feed()
+    app = web.Application()
+    app.router.add_get("/cal.ics", feed.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    yield feed, IcsUrl("team", f"http://127.0.0.1:{port}/cal.ics?token=t", session, timeout=2)
+    await runner.cleanup()
+
+
+def keys(listing: object) -> list[str]:
+    return sorted(r.key for r in listing.records)  # type: ignore[attr-defined]
+
+
+async def test_an_unchanged_feed_answers_304_and_lists_the_same(served):
+    feed, adapter = served
+    first = await adapter.list(WINDOW)
+    second = await adapter.list(WINDOW)
+    assert keys(first) == keys(second) == ["VEVENT:a:-", "VEVENT:b:-"]
+    assert "If-None-Match" not in feed.asked[0]
+    assert feed.asked[1]["If-None-Match"] == '"v1"'
+
+
+async def test_a_changed_feed_is_read_again(served):
+    feed, adapter = served
+    await adapter.list(WINDOW)
+    feed.body, feed.etag = calendar(Vevent("c", "Call C", day(3))).encode(), '"v2"'
+    assert keys(await adapter.list(WINDOW)) == ["VEVENT:c:-"]
+
+
+async def test_a_gzip_feed_is_decoded(served):
+    feed, adapter = served
+    feed.gzip = True
+    assert keys(await adapter.list(WINDOW)) == ["VEVENT:a:-", "VEVENT:b:-"]
+    assert "gzip" in feed.asked[0]["Accept-Encoding"]
+
+
+async def test_a_feed_over_the_size_cap_fails_the_listing(served):
+    _, adapter = served
+    adapter.max_bytes = 100
+    with pytest.raises(Malformed, match="larger than 100 bytes"):
+        await adapter.list(WINDOW)
+
+
+async def test_a_slow_feed_times_out_as_unavailable(served):
+    feed, adapter = served
+    feed.delay, adapter.timeout = 1.0, 0.2
+    with pytest.raises(Unavailable, match="no answer within"):
+        await adapter.list(WINDOW)
