@@ -56,7 +56,7 @@ class Side:
     complete: bool = True  # the listing is whole and trusted: absences may count
     writable: bool = True
     absent: frozenset[str] = frozenset()  # keys confirmed gone this run
-    quarantined: frozenset[str] = frozenset()  # calendar UIDs whose absence means nothing
+    quarantined: frozenset[str] = frozenset()  # calendar UIDs, vendor keys: absence unsure
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,9 @@ def _decide_linked(inputs: Inputs, link: Link) -> list[Op]:
         return ops or ([op.bind("missing_reappeared", c, v)] if link.missing else [])
     anchored = link.anchor is None or inputs.window.holds(link.anchor)
     cal = _presence(inputs.calendar, link.cal_key, anchored, _uid(link.cal_key))
-    ven = _presence(inputs.vendor, link.vendor_key, anchored or bool(c and c.in_window))
+    ven = _presence(
+        inputs.vendor, link.vendor_key, anchored or bool(c and c.in_window), link.vendor_key
+    )
     if "unknown" in (cal, ven):
         return []  # a side we cannot trust this run: touch nothing
     if "outside" in (cal, ven):

@@ -120,7 +120,7 @@ class RouteRunner:
     ) -> Inputs:
         cal_items, dropped, unsure = self._calendar_items(cal, window, dry_run)
         ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
-        ven_items, ven_absent = await self._confirm_vendor(
+        ven_items, ven_absent, ven_unknown = await self._confirm_vendor(
             window, ven_items, links, cal_items, ven.complete
         )
         quarantined = unsure | {_problem_uid(p) for p in cal.problems}
@@ -135,7 +135,13 @@ class RouteRunner:
                 frozenset(cal_absent),
                 quarantined,
             ),
-            vendor=Side(ven_items, ven.complete, self.vendor.caps.writable, ven_absent),
+            vendor=Side(
+                ven_items,
+                ven.complete,
+                self.vendor.caps.writable,
+                ven_absent,
+                ven_unknown | {problem.key for problem in ven.problems},  # unreadable records
+            ),
             links=links,
             window=window,
             policy=self._policy(),
@@ -221,9 +227,10 @@ class RouteRunner:
         links: Iterable[Link],
         cal_items: dict[str, Item],
         complete: bool,
-    ) -> tuple[dict[str, Item], frozenset[str]]:
-        """Confirm each linked vendor record the listing lacks (DESIGN.md section 6); an
-        incomplete listing confirms nothing by itself, only a get can."""
+    ) -> tuple[dict[str, Item], frozenset[str], frozenset[str]]:
+        """Confirm each linked vendor record the listing lacks (DESIGN.md section 6): the
+        items with those found, the keys confirmed gone, and the keys left unknown (a get
+        that failed). An incomplete listing confirms nothing by itself, only a get can."""
         suspects = [
             link
             for link in links
@@ -231,23 +238,30 @@ class RouteRunner:
             and (_anchored(link, window) or _in_window(cal_items.get(link.cal_key)))
         ]
         absence = self.vendor.caps.absence
+        none: frozenset[str] = frozenset()
         if absence != "get" and not complete:
-            return items, frozenset()
+            return items, none, none
         if absence == "authoritative":
-            return items, frozenset(link.vendor_key for link in suspects)
+            return items, frozenset(link.vendor_key for link in suspects), none
         if absence == "relist":
-            return items, frozenset(s.vendor_key for s in suspects if s.missing == "vendor")
-        found = await asyncio.gather(*(self._get_or_none(s.vendor_key) for s in suspects))
-        absent = {s.vendor_key for s, record in zip(suspects, found, strict=True) if not record}
-        items = dict(items)
-        items.update({r.key: self.vendor_item(r, window) for r in found if r is not None})
-        return items, frozenset(absent)
+            return items, frozenset(s.vendor_key for s in suspects if s.missing == "vendor"), none
+        answers = await asyncio.gather(*(self._look_up(s.vendor_key) for s in suspects))
+        found = [answer for answer in answers if isinstance(answer, Record)]
+        items = dict(items) | {record.key: self.vendor_item(record, window) for record in found}
+        keyed = list(zip(suspects, answers, strict=True))
+        absent = frozenset(s.vendor_key for s, answer in keyed if isinstance(answer, Gone))
+        unknown = frozenset(s.vendor_key for s, answer in keyed if isinstance(answer, AdapterError))
+        return items, absent, unknown - absent
 
-    async def _get_or_none(self, key: str) -> Record | None:
+    async def _look_up(self, key: str) -> Record | AdapterError:
+        """A confirming get: the record, `Gone`, or the error that leaves the key unknown
+        this run. Refused credentials fail the run."""
         try:
             return await with_retries(lambda: self.vendor.get(key), self.retry)
-        except Gone:
-            return None
+        except AuthFailed:
+            raise
+        except AdapterError as exc:
+            return exc
 
     def _tombstones(self) -> frozenset[tuple[SideName, str]]:
         """Calendar keys whose vendor deletion the route keeps, and vendor keys syncd

@@ -214,3 +214,24 @@ async def test_a_refusal_while_confirming_an_absence_fails_the_run_cleanly(tmp_p
         runs = state._rows("SELECT outcome FROM runs ORDER BY id")
     assert status == FAILED and "credentials refused" in error
     assert [r["outcome"] for r in runs] == ["ok", "failed"]
+
+
+async def test_a_failed_confirming_get_leaves_that_record_alone_and_the_run_goes_on(tmp_path):
+    async with salesask_server() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(Vevent("a", "Call", day(1))))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
+        await run_status(config_path)
+        simulator.remove("cal:a")  # the listing lacks it: syncd asks for it by key
+        write(
+            tmp_path,
+            "calendar.ics",
+            calendar(Vevent("a", "Call", day(1)), Vevent("b", "New", day(2))),
+        )
+        simulator.stall_next(0)  # the listing goes through
+        simulator.fail_next(400)  # the confirming GET fails, not with "not found"
+        simulator.requests.clear()
+
+        assert await run_status(config_path) == (OK, "")
+
+        created = [r["body"]["event_id"] for r in simulator.requests if r["method"] == "POST"]
+    assert created == ["cal:b"]  # "a" is unknown this run: neither re-created nor forgotten
