@@ -1,12 +1,9 @@
-"""The configuration: pydantic models of `config.yaml`, loading, and the problem report.
+"""Loading the configuration and reporting its problems.
 
-`load_config` reads the YAML, validates every calendar, vendor and route on its own,
-resolves every secret (`syncd.secrets`), cross-checks the routes, and raises one
-`ConfigError` listing every problem as a `path.to.key: message` line in document order.
-
-Adding a vendor kind: one `_VendorBase` subclass (its `kind`, `base_url` and
-`rate_limit` defaults, credentials, `needs_rep`, `options_model`) and one line in the
-`VendorConfig` union.
+`load_config` reads the YAML, validates every calendar, vendor and route on its own
+(the models are in `syncd.settings`), resolves every secret (`syncd.secrets`),
+cross-checks the routes, and raises one `ConfigError` listing every problem as a
+`path.to.key: message` line in document order.
 """
 
 from __future__ import annotations
@@ -14,371 +11,32 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Collection, Mapping
-from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Self, TypeVar, get_args
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from typing import Any, Self, TypeVar, get_args
 
 import yaml
 from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
-    PlainSerializer,
-    SecretStr,
-    StringConstraints,
     TypeAdapter,
     ValidationError,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails
 
-from syncd.errors import ConfigError
-from syncd.secrets import LoadContext, Secret, context_of
-
-DEFAULT_CONFIG_PATH = Path("/etc/syncd/config.yaml")
-DEFAULT_STATE_PATH = Path("/var/lib/syncd/state.db")
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
-ID_RULE = (
-    "ids are lowercase letters, digits, - and _, start with a letter or digit, at most 64 long"
+from syncd.config_types import (
+    DEFAULT_CONFIG_PATH,
+    DEFAULT_STATE_PATH,
+    ID_PATTERN,
+    ID_RULE,
+    Frozen,
+    Id,
+    Loc,
+    Problem,
+    ResolvedPath,
 )
-DURATION_HINT = "a duration like 30s, 5m, 2h, 7d or 1h30m"
-
-Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
-Loc = tuple[str | int, ...]
-Problem = tuple[Loc, str]
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --- field types -------------------------------------------------------------------------
-
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `5m`, `2h`, `7d`, `1h30m` (units in that order) as a timedelta."""
-    match = _DURATION.fullmatch(text)
-    if not text or match is None:
-        unit = " (with a unit)" if text.isdigit() else ""
-        raise ValueError(f"must be {DURATION_HINT}{unit}")
-    days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
-    try:
-        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    except OverflowError:
-        raise ValueError("is too long") from None
-
-
-def format_duration(value: timedelta) -> str:
-    """The inverse of `parse_duration` for whole seconds: 5400s -> `1h30m`."""
-    seconds = int(value.total_seconds())
-    days, seconds = divmod(seconds, 86400)
-    hours, seconds = divmod(seconds, 3600)
-    minutes, seconds = divmod(seconds, 60)
-    parts = zip((days, hours, minutes, seconds), "dhms", strict=True)
-    return "".join(f"{amount}{unit}" for amount, unit in parts if amount) or "0s"
-
-
-def _duration(value: object) -> object:
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, str):
-        return parse_duration(value.strip())
-    raise ValueError(f"must be {DURATION_HINT}, written as a string with a unit")
-
-
-def _not_negative(value: timedelta) -> timedelta:
-    if value < timedelta(0):
-        raise ValueError("must not be negative")
-    return value
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be longer than 0s")
-    return value
-
-
-_AS_TEXT = PlainSerializer(format_duration, return_type=str, when_used="json")
-Duration = Annotated[timedelta, BeforeValidator(_duration), AfterValidator(_not_negative), _AS_TEXT]
-PositiveDuration = Annotated[
-    timedelta, BeforeValidator(_duration), AfterValidator(_positive), _AS_TEXT
-]
-
-
-def _not_blank(value: object) -> object:
-    if isinstance(value, str) and not value.strip():
-        raise ValueError("must not be empty")
-    return value
-
-
-def _resolve_path(value: Path, info: ValidationInfo) -> Path:
-    return context_of(info).path(value)
-
-
-ResolvedPath = Annotated[Path, BeforeValidator(_not_blank), AfterValidator(_resolve_path)]
-"""A path; a relative one is taken against the config file's folder, `~` is expanded."""
-
-
-def _time_zone(name: str) -> str:
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown time zone {name!r}; use an IANA name like Europe/Berlin"
-        ) from None
-    return name
-
-
-def _regex(value: object) -> object:
-    if isinstance(value, str):
-        try:
-            return re.compile(value)
-        except re.error as error:
-            raise ValueError(f"invalid regular expression: {error}") from None
-    return value
-
-
-def _check_http(url: str) -> str:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme == "webcal":
-        raise ValueError("webcal:// is not fetched as such: write https:// (or http://) instead")
-    if scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http:// or https:// URL")
-    return url
-
-
-def _http_secret(value: SecretStr) -> SecretStr:
-    _check_http(value.get_secret_value())
-    return value
-
-
-def _base_url(value: str) -> str:
-    return _check_http(value).rstrip("/")
-
-
-BaseUrl = Annotated[str, AfterValidator(_base_url)]
-
-
-def _email(value: str) -> str:
-    if not re.fullmatch(r"[^@\s]+@[^@\s]+", value):
-        raise ValueError("must be an email address like rep@company.com")
-    return value
-
-
-def _domain(value: str) -> str:
-    if not re.fullmatch(r"[\w-]+(\.[\w-]+)+", value):
-        raise ValueError("must be a domain like company.com (no @)")
-    return value
-
-
-Email = Annotated[str, AfterValidator(_email)]
-Domain = Annotated[str, AfterValidator(_domain)]
-Regex = Annotated[re.Pattern[str], BeforeValidator(_regex)]
-
-
-# --- log and calendars -------------------------------------------------------------------
-
-
-class LogConfig(_Frozen):
-    level: Literal["debug", "info", "warning", "error"] = "info"
-    format: Literal["text", "json"] = "text"
-
-
-class ExpansionLimits(_Frozen):
-    """Caps on recurrence expansion: occurrences per series and per calendar."""
-
-    per_series: int = Field(default=1000, ge=1)
-    per_calendar: int = Field(default=100_000, ge=1)
-
-
-class _CalendarBase(_Frozen):
-    poll: PositiveDuration = timedelta(minutes=5)
-    timezone: Annotated[str, AfterValidator(_time_zone)] = "UTC"
-    limits: ExpansionLimits = ExpansionLimits()
-
-    @property
-    def writable(self) -> bool:
-        """Whether syncd may write events into this calendar."""
-        return True
-
-
-class IcsUrlCalendar(_CalendarBase):
-    """An iCalendar feed over HTTP(S); read-only. The URL is a secret (it may hold a token)."""
-
-    kind: Literal["ics_url"] = "ics_url"
-    url: Annotated[Secret, AfterValidator(_http_secret)]
-    username: str | None = None
-    password: Secret | None = None
-    timeout: PositiveDuration = timedelta(seconds=30)
-    max_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
-
-    @property
-    def writable(self) -> bool:
-        return False
-
-    @field_validator("password")
-    @classmethod
-    def _password_needs_username(cls, value: SecretStr | None, info: ValidationInfo) -> object:
-        if value is not None and info.data.get("username") is None:
-            raise ValueError("needs username too (basic auth)")
-        return value
-
-
-class IcsFileCalendar(_CalendarBase):
-    """One local `.ics` file; read-only for now (writing back into it is not built yet)."""
-
-    kind: Literal["ics_file"] = "ics_file"
-    path: ResolvedPath
-
-    @property
-    def writable(self) -> bool:
-        return False
-
-
-class IcsDirCalendar(_CalendarBase):
-    """A vdir folder: one `.ics` file per event."""
-
-    kind: Literal["ics_dir"] = "ics_dir"
-    path: ResolvedPath
-
-
-CalendarConfig = Annotated[
-    IcsUrlCalendar | IcsFileCalendar | IcsDirCalendar, Field(discriminator="kind")
-]
-
-
-# --- vendors -----------------------------------------------------------------------------
-
-
-class RateLimit(_Frozen):
-    requests: float = Field(gt=0)
-    per: PositiveDuration
-
-
-def _rate_limit_off(value: object) -> object:
-    if value is False:
-        return None
-    if value is True:
-        raise ValueError("must be {requests: N, per: DURATION} or off")
-    return value
-
-
-RateLimitSetting = Annotated[RateLimit | None, BeforeValidator(_rate_limit_off)]
-
-
-class _VendorBase(_Frozen):
-    """What every vendor account has. Subclasses give `base_url` and `rate_limit` defaults."""
-
-    needs_rep: ClassVar[bool] = False
-    """Whether routes to this kind must say who the rep (the record's owner) is."""
-    options_model: ClassVar[type[BaseModel]]
-    """The model of a route's `options` for this kind."""
-
-    base_url: BaseUrl
-    poll: PositiveDuration = timedelta(minutes=10)
-    rate_limit: RateLimitSetting
-    concurrency: int = Field(default=4, ge=1, le=32)
-    timeout: PositiveDuration = timedelta(seconds=30)
-
-    def parse_options(self, options: Mapping[str, Any]) -> BaseModel:
-        """A route's `options`, validated for this kind."""
-        return self.options_model.model_validate(dict(options))
-
-
-class SalesAskOptions(_Frozen):
-    """Sales Ask takes no route options yet."""
-
-
-class SalesAskVendor(_VendorBase):
-    needs_rep: ClassVar[bool] = True
-    options_model: ClassVar[type[BaseModel]] = SalesAskOptions
-
-    kind: Literal["salesask"] = "salesask"
-    base_url: BaseUrl = "https://integrations.salesask.com"
-    rate_limit: RateLimitSetting = RateLimit(requests=5, per=timedelta(seconds=1))
-    api_key: Secret
-
-
-VendorConfig = Annotated[SalesAskVendor, Field(discriminator="kind")]
-
-
-# --- routes ------------------------------------------------------------------------------
-
-
-class WindowConfig(_Frozen):
-    past: Duration = timedelta(days=1)
-    future: PositiveDuration = timedelta(days=60)
-
-
-class RepRule(_Frozen):
-    """Who the rep is: a fixed `email`, or the event's organizer or attendee (`from`)."""
-
-    model_config = ConfigDict(
-        extra="forbid",
-        frozen=True,
-        validate_by_name=True,
-        validate_by_alias=True,
-        serialize_by_alias=True,
-    )
-
-    email: Email | None = None
-    from_: Literal["organizer", "attendee"] | None = Field(default=None, alias="from")
-    domain: Domain | None = None
-
-    @model_validator(mode="after")
-    def _one_rule(self) -> Self:
-        if (self.email is None) == (self.from_ is None):
-            raise ValueError("set exactly one of email or from")
-        if self.from_ == "attendee" and self.domain is None:
-            raise ValueError("from: attendee needs domain (the company's, to tell reps apart)")
-        return self
-
-    def domain_of_rep(self) -> str | None:
-        """The company's domain: `domain`, else the rep email's, else None."""
-        if self.domain is not None:
-            return self.domain.lower()
-        if self.email is not None:
-            return self.email.rpartition("@")[2].lower()
-        return None
-
-
-class FilterConfig(_Frozen):
-    skip_private: bool = True
-    skip_declined: bool = True
-    skip_free: bool = False
-    skip_all_day: bool = False
-    require_external_attendee: bool = False
-    title_include: Regex | None = None
-    title_exclude: Regex | None = None
-
-
-class SafetyConfig(_Frozen):
-    max_delete_count: int = Field(default=50, ge=0)
-    max_delete_fraction: float = Field(default=0.2, ge=0, le=1)
-
-
-class RouteConfig(_Frozen):
-    calendar: str
-    vendor: str
-    direction: Literal["both", "to_vendor", "to_calendar"] = "to_vendor"
-    window: WindowConfig = WindowConfig()
-    conflict: Literal["calendar", "vendor", "newest"] = "calendar"
-    rep: RepRule | None = None
-    filter: FilterConfig = FilterConfig()
-    safety: SafetyConfig = SafetyConfig()
-    on_vendor_delete: Literal["recreate", "keep_deleted"] = "recreate"
-    import_new: bool = False
-    options: dict[str, Any] = Field(default_factory=dict)
-
+from syncd.errors import ConfigError
+from syncd.secrets import LoadContext
+from syncd.settings import CalendarConfig, LogConfig, RouteConfig, VendorConfig
 
 # --- cross checks ------------------------------------------------------------------------
 
@@ -461,7 +119,7 @@ def _policy_problems(route: RouteConfig) -> list[Problem]:
 SECTIONS = ("calendars", "vendors", "routes")
 
 
-class _Settings(_Frozen):
+class _Settings(Frozen):
     """The top-level keys besides the three sections."""
 
     state: ResolvedPath = DEFAULT_STATE_PATH

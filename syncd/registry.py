@@ -11,18 +11,18 @@ from syncd.adapter import Adapter
 from syncd.calendars.ics_dir import IcsDir
 from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.ics_url import IcsUrl
-from syncd.config import (
+from syncd.config import Config
+from syncd.http import Budget, HttpClient
+from syncd.ical import Limits
+from syncd.runner import RouteRunner
+from syncd.settings import (
     CalendarConfig,
-    Config,
     IcsDirCalendar,
     IcsFileCalendar,
     IcsUrlCalendar,
     SalesAskVendor,
     VendorConfig,
 )
-from syncd.http import Budget, HttpClient
-from syncd.ical import Limits
-from syncd.runner import RouteRunner
 from syncd.state import State
 from syncd.vendors import salesask
 

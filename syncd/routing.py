@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from syncd.config import FilterConfig, RepRule
 from syncd.model import Event, Person
+from syncd.settings import FilterConfig, RepRule
 
 
 class NoOwner(ValueError):

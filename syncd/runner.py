@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from syncd import routing
 from syncd.adapter import Adapter
 from syncd.apply import Applier, Binding, RunCounts
-from syncd.config import RouteConfig
 from syncd.errors import AdapterError, AuthFailed, Gone, Unavailable
 from syncd.model import (
     Link,
@@ -33,6 +32,7 @@ from syncd.model import (
 )
 from syncd.plan import DELETED_BY_SYNCD, Inputs, Item, Op, Policy, Side, SideName, plan_route
 from syncd.retry import RetryPolicy, with_retries
+from syncd.settings import RouteConfig
 from syncd.state import State
 
 log = logging.getLogger("syncd.runner")

@@ -11,9 +11,10 @@ import pytest
 import yaml
 from pydantic import SecretStr, ValidationError
 
-from syncd.config import (
-    DEFAULT_CONFIG_PATH,
-    Config,
+from syncd.config import Config, check_config, find_config_path, load_config
+from syncd.config_types import DEFAULT_CONFIG_PATH, format_duration, parse_duration
+from syncd.errors import ConfigError
+from syncd.settings import (
     IcsDirCalendar,
     IcsFileCalendar,
     IcsUrlCalendar,
@@ -21,13 +22,7 @@ from syncd.config import (
     RepRule,
     RouteConfig,
     SalesAskVendor,
-    check_config,
-    find_config_path,
-    format_duration,
-    load_config,
-    parse_duration,
 )
-from syncd.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "t0p-s3cr3t-f33d-t0k3n"

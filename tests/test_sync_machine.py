@@ -41,11 +41,11 @@ from hypothesis.errors import InvalidArgument
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 from syncd.adapter import Caps
-from syncd.config import RouteConfig
 from syncd.model import Absence, Event, OccurrenceKey, Person, Record, Window
 from syncd.plan import Op
 from syncd.retry import RetryPolicy
 from syncd.runner import RouteRunner, RunReport
+from syncd.settings import RouteConfig
 from syncd.simulators.memory import MemoryAdapter
 from syncd.state import State
 
