@@ -124,11 +124,12 @@ class Applier:
                 raise  # the vendor is down: stop hammering it, the next run tries again
 
     def _is_parked(self, op: Op) -> bool:
-        parked = self._parked.get(op.side, {})
-        return op.source is not None and parked.get(op.cal_key) == op.source.fp
+        item = op.source or op.target  # what was written, or what was to be deleted
+        return item is not None and self._parked.get(op.side, {}).get(op.cal_key) == item.fp
 
     def _quarantine(self, op: Op, exc: AdapterError) -> None:
-        fp = op.source.fp if op.source else ""
+        item = op.source or op.target
+        fp = item.fp if item else ""
         self.state.quarantine(self.binding.route_id, op.side, op.cal_key, str(exc), fp)
         self.counts.quarantined += 1
 

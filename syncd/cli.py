@@ -21,7 +21,7 @@ from syncd import logs, registry, report
 from syncd.config import Config, check_config, find_config_path, load_config
 from syncd.errors import ConfigError, RouteBusy
 from syncd.runner import RouteRunner, RunReport
-from syncd.state import State
+from syncd.state import State, StateError
 
 OK, FAILED, USAGE, HELD = 0, 1, 2, 3
 
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         return USAGE
-    except RouteBusy as exc:  # reset and retry of a route that is being synced
+    except (RouteBusy, StateError) as exc:  # a busy route for reset/retry; an old state
         print(exc, file=sys.stderr)
         return FAILED
     except KeyboardInterrupt:
@@ -168,7 +168,7 @@ async def sync(
     config: Config, names: Sequence[str], *, dry_run: bool = False, release: bool = False
 ) -> list[RunReport]:
     """Run the named routes once, side by side, each under its lock."""
-    state = State(None if dry_run and not config.state.exists() else config.state)
+    state = _open_state(config, dry_run)
     try:
         async with aiohttp.ClientSession(trust_env=True) as session:
             runners = registry.runners(config, state, session, names)
@@ -182,6 +182,13 @@ async def sync(
             )
     finally:
         state.close()
+
+
+def _open_state(config: Config, dry_run: bool) -> State:
+    """The state store; a dry run opens it read-only, or in memory when there is none."""
+    if not dry_run:
+        return State(config.state)
+    return State(config.state, read_only=True) if config.state.exists() else State(None)
 
 
 async def _run_one(
@@ -201,7 +208,7 @@ def _status(config: Config, args: argparse.Namespace) -> int:
     if not config.state.exists():
         print(f"no state yet at {config.state}: no route has run")
         return OK
-    state = State(config.state)
+    state = State(config.state, read_only=True)
     try:
         rows = {row["route"]: row for row in state.status()}
         for name in names:

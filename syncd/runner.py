@@ -95,16 +95,14 @@ class RouteRunner:
         links = self.state.links(self.route_id)
         try:
             cal_listing, ven_listing = await self._list_both(window)
-            inputs = await self._inputs(window, cal_listing, ven_listing, links, dry_run)
+            inputs, problems = await self._inputs(window, cal_listing, ven_listing, links)
         except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing
             return RunReport(self.route_id, "failed", error=failure_text(exc))
         ops = plan_route(inputs)
         ops, held = self._guard(ops, len(links), release)
         if dry_run:
-            return RunReport(
-                self.route_id, "held" if held else "ok", ops, held, problems=cal_listing.problems
-            )
-        return await self._apply(ops, held, cal_listing.problems)
+            return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
+        return await self._apply(ops, held, problems)
 
     async def _list_both(self, window: Window) -> tuple[Listing, Listing]:
         cal, ven = await asyncio.gather(
@@ -116,9 +114,10 @@ class RouteRunner:
     # --- building the plan's inputs ---------------------------------------------------
 
     async def _inputs(
-        self, window: Window, cal: Listing, ven: Listing, links: tuple[Link, ...], dry_run: bool
-    ) -> Inputs:
-        cal_items, dropped, unsure = self._calendar_items(cal, window, dry_run)
+        self, window: Window, cal: Listing, ven: Listing, links: tuple[Link, ...]
+    ) -> tuple[Inputs, tuple[Problem, ...]]:
+        """The plan's inputs, and every item this run could not read or judge."""
+        cal_items, dropped, unsure, no_owner = self._calendar_items(cal, window)
         ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
         ven_items, ven_absent, ven_unknown = await self._confirm_vendor(
             window, ven_items, links, cal_items, ven.complete
@@ -127,7 +126,7 @@ class RouteRunner:
         cal_absent = dropped  # an incomplete listing's gaps prove nothing
         if cal.complete:
             cal_absent |= self._calendar_absent(window, cal_items, links, quarantined)
-        return Inputs(
+        inputs = Inputs(
             calendar=Side(
                 cal_items,
                 cal.complete,
@@ -149,32 +148,34 @@ class RouteRunner:
             tombstones=self._tombstones(),
             fields=self.fields,
         )
+        return inputs, (*cal.problems, *no_owner, *ven.problems)
 
     def _policy(self) -> Policy:
         route = self.route
         return Policy(route.direction, route.conflict, route.on_vendor_delete, route.import_new)
 
     def _calendar_items(
-        self, listing: Listing, window: Window, dry_run: bool
-    ) -> tuple[dict[str, Item], set[str], frozenset[str]]:
+        self, listing: Listing, window: Window
+    ) -> tuple[dict[str, Item], set[str], frozenset[str], list[Problem]]:
         """Items that pass the route's rules, the keys the rules drop (they count as
-        absent), and the UIDs of events the rules cannot judge (their absence is unsure)."""
+        absent), the UIDs of events the rules cannot judge (their absence is unsure), and
+        a problem for each of those."""
         items: dict[str, Item] = {}
         dropped: set[str] = set()
         unsure: set[str] = set()
+        problems: list[Problem] = []
         for record in listing.records:
             try:
                 item = self.calendar_item(record, window)
             except routing.NoOwner as exc:
-                if not dry_run:
-                    self.state.quarantine(self.route_id, "calendar", record.key, str(exc))
+                problems.append(Problem(record.key, str(exc)))
                 unsure.add(OccurrenceKey.parse("", record.key).uid)
                 continue
             if item is None:
                 dropped.add(record.key)
             else:
                 items[record.key] = item
-        return items, dropped, frozenset(unsure)
+        return items, dropped, frozenset(unsure), problems
 
     def calendar_item(self, record: Record, window: Window) -> Item | None:
         """The plan's view of a calendar record, or None when the route leaves it out."""
@@ -314,6 +315,7 @@ class RouteRunner:
         self, ops: tuple[Op, ...], held: tuple[Op, ...], problems: tuple[Problem, ...]
     ) -> RunReport:
         self.state.hold_deletes(self.route_id, (_held_row(op) for op in held))
+        self.state.set_listing_problems(self.route_id, ((p.key, p.reason) for p in problems))
         applier = Applier(self._binding(), self.state, self.retry)
         try:
             counts = await applier.apply(ops)
@@ -327,8 +329,6 @@ class RouteRunner:
                 problems,
                 failure_text(exc),
             )
-        for problem in problems:
-            self.state.quarantine(self.route_id, "calendar", problem.key, problem.reason)
         return _report(self.route_id, ops, held, counts, problems)
 
 

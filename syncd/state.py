@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,11 +22,15 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils import Migrations
 
-from syncd.errors import RouteBusy
+from syncd.errors import RouteBusy, SyncdError
 from syncd.model import Link, moment_text, parse_moment
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("syncd")
+
+
+class StateError(SyncdError):
+    """The state file cannot be used as asked."""
 
 
 def utc_now() -> str:
@@ -185,12 +190,19 @@ class LinkRow:
 class State:
     """The state store of one config: open it, read and write routes' rows, close it."""
 
-    def __init__(self, path: Path | None) -> None:
-        """Open (and migrate) the file at `path`; `None` is an empty store in memory,
-        for dry runs that must not create a file."""
+    def __init__(self, path: Path | None, *, read_only: bool = False) -> None:
+        """Open (and migrate) the file at `path`; `None` is an empty store in memory, for
+        dry runs that must not create a file; `read_only` opens an existing file for
+        `status` and `plan`, which must write nothing (so it is not migrated either)."""
         self.path = path
         if path is None:
             self.db = sqlite_utils.Database(memory=True)
+        elif read_only:
+            self.db = sqlite_utils.Database(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True))
+            self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            if migrations.pending(self.db):
+                raise StateError(f"{path} was written by an older syncd: run `syncd sync` first")
+            return
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)
@@ -349,6 +361,28 @@ class State:
             [route, side],
         )
         return {row["key"]: row["fp"] for row in rows}
+
+    def set_listing_problems(self, route: str, problems: Iterable[tuple[str, str]]) -> None:
+        """This run's unreadable items (key, reason) replace the last run's: a problem
+        that was fixed leaves the quarantine on its own."""
+        now, rows = utc_now(), list(problems)
+        with self.db.atomic():
+            keys = [key for key, _ in rows]
+            marks = ",".join("?" * len(keys))
+            self.db.execute(
+                "DELETE FROM quarantine WHERE route = ? AND side = 'listing' "
+                f"AND key NOT IN ({marks})",
+                [route, *keys],
+            )
+            for key, reason in rows:
+                self.db.execute(
+                    """INSERT INTO quarantine (route, side, key, reason, fp, first_seen,
+                                               last_seen, attempts, retry)
+                       VALUES (?, 'listing', ?, ?, '', ?, ?, 1, 0)
+                       ON CONFLICT (route, side, key) DO UPDATE SET reason = excluded.reason,
+                         last_seen = excluded.last_seen, attempts = attempts + 1""",
+                    [route, key, reason, now, now],
+                )
 
     def quarantined(self, route: str) -> list[dict[str, Any]]:
         """The route's quarantined items, newest first."""

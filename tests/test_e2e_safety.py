@@ -21,6 +21,7 @@ from tests.builders import (
     config_text,
     day,
     run,
+    run_sync,
     salesask_server,
     wait_until,
     write,
@@ -194,3 +195,42 @@ async def test_release_carries_out_only_the_deletes_that_were_held(env, capsys):
 
     assert len(simulator.org().tasks) == 20
     assert "held deletes 15" in status_text(config_path, capsys)
+
+
+def state_data(folder: Path) -> tuple[bytes, bytes]:
+    """The database file and its write-ahead log (readers of a WAL database create the
+    empty -wal and -shm coordination files; the data is what must not change)."""
+    wal = folder / "state.db-wal"
+    return (folder / "state.db").read_bytes(), wal.read_bytes() if wal.exists() else b""
+
+
+async def test_plan_and_status_leave_the_state_file_untouched(env, capsys):
+    simulator, config_path = env
+    assert await run(config_path) == OK
+    write(config_path.parent, "calendar.ics", calendar(*EVENTS[:59]))
+    before = state_data(config_path.parent)
+
+    [report] = await run_sync(config_path, dry_run=True)
+    status_text(config_path, capsys)
+
+    assert [op.case for op in report.ops] == ["calendar_deleted"]
+    assert state_data(config_path.parent) == before
+    assert len(simulator.org().tasks) == 60
+
+
+async def test_a_fixed_broken_event_leaves_the_quarantine_by_itself(env, capsys):
+    simulator, config_path = env
+    broken = calendar(*EVENTS).replace(
+        "UID:e0\r\nDTSTAMP:20260101T000000Z\r\n",
+        "UID:e0\r\nDTSTAMP:20260101T000000Z\r\nRRULE:FREQ=BOGUS\r\n",
+    )
+    write(config_path.parent, "calendar.ics", broken)
+    assert await run(config_path) == OK
+    assert "quarantined 1" in status_text(config_path, capsys)
+    assert "cal:e0" not in simulator.org().tasks
+
+    write(config_path.parent, "calendar.ics", calendar(*EVENTS))
+    assert await run(config_path) == OK
+
+    assert "quarantined 0" in status_text(config_path, capsys)
+    assert "cal:e0" in simulator.org().tasks
