@@ -19,9 +19,10 @@ class Caps:
     """What a side can do, as data."""
 
     writable: bool = True
+    updatable: bool = True  # can change a record it holds (YSUITE: only when configured)
     deletable: bool = True
     partial_update: bool = False  # update() sends only the changed fields
-    server_ids: bool = False  # the vendor generates ids, so creates are not idempotent
+    server_ids: bool = False  # the vendor generates ids: creates carry a marker (model.py)
     holds_cancelled: bool = True  # can store status=cancelled; else cancelling deletes
     fields: frozenset[str] = EVENT_FIELDS  # the Event fields it stores and reads back
     absence: Absence = "authoritative"  # how a record missing from a listing is confirmed gone

@@ -44,30 +44,35 @@ class Frozen(BaseModel):
 
 # --- field types -------------------------------------------------------------------------
 
-_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?(?:(\d+)ms)?")
 
 
 def parse_duration(text: str) -> timedelta:
-    """`30s`, `5m`, `2h`, `7d`, `1h30m` (units in that order) as a timedelta."""
+    """`30s`, `5m`, `2h`, `7d`, `1h30m`, `500ms` (units in that order) as a timedelta;
+    milliseconds are for simulators and benches with a scaled clock."""
     match = _DURATION.fullmatch(text)
     if not text or match is None:
         unit = " (with a unit)" if text.isdigit() else ""
         raise ValueError(f"must be {DURATION_HINT}{unit}")
-    days, hours, minutes, seconds = (int(group or 0) for group in match.groups())
+    days, hours, minutes, seconds, millis = (int(group or 0) for group in match.groups())
     try:
-        return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        return timedelta(
+            days=days, hours=hours, minutes=minutes, seconds=seconds, milliseconds=millis
+        )
     except OverflowError:
         raise ValueError("is too long") from None
 
 
 def format_duration(value: timedelta) -> str:
-    """The inverse of `parse_duration` for whole seconds: 5400s -> `1h30m`."""
+    """The inverse of `parse_duration`: 5400s -> `1h30m`, 0.5s -> `500ms`."""
+    millis = round(value.total_seconds() * 1000) % 1000
     seconds = int(value.total_seconds())
     days, seconds = divmod(seconds, 86400)
     hours, seconds = divmod(seconds, 3600)
     minutes, seconds = divmod(seconds, 60)
     parts = zip((days, hours, minutes, seconds), "dhms", strict=True)
-    return "".join(f"{amount}{unit}" for amount, unit in parts if amount) or "0s"
+    text = "".join(f"{amount}{unit}" for amount, unit in parts if amount)
+    return text + (f"{millis}ms" if millis else "") or "0s"
 
 
 def _duration(value: object) -> object:
@@ -119,6 +124,9 @@ def _time_zone(name: str) -> str:
             f"unknown time zone {name!r}; use an IANA name like Europe/Berlin"
         ) from None
     return name
+
+
+TimeZone = Annotated[str, AfterValidator(_time_zone)]
 
 
 def _regex(value: object) -> object:

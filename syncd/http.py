@@ -9,6 +9,7 @@ path only, never the query string or headers, so a secret never reaches a log.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,6 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
-from aiolimiter import AsyncLimiter
 
 from syncd import errors
 
@@ -31,6 +31,35 @@ class Budget:
 
     requests: float
     per: float
+
+
+class SlidingWindow:
+    """At most `budget.requests` request starts in any `budget.per` seconds.
+
+    Vendors count calls in a sliding window ("25 in 5 seconds"); a leaky bucket
+    (aiolimiter) lets a burst and its refill exceed such a window, and a 429 follows.
+    A small margin covers requests that reach the server closer together than they
+    left. Callers wait in turn, so a burst of callers never busy-loops.
+    """
+
+    MARGIN = 0.02  # of the window, plus a few milliseconds
+
+    def __init__(self, budget: Budget) -> None:
+        self.size = max(1, int(budget.requests))
+        self.span = budget.per * (1 + self.MARGIN) + 0.005
+        self.starts: collections.deque[float] = collections.deque()
+        self.turn = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        """Wait until one more request fits in the window, then count it."""
+        loop = asyncio.get_running_loop()
+        async with self.turn:
+            if len(self.starts) >= self.size:
+                wait = self.starts[0] + self.span - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                self.starts.popleft()
+            self.starts.append(loop.time())
 
 
 @dataclass(frozen=True)
@@ -54,12 +83,12 @@ class HttpClient:
     budget: Budget | None = None
     concurrency: int = 4
     requests_sent: int = 0
-    _limiter: AsyncLimiter | None = field(init=False, default=None)
+    _limiter: SlidingWindow | None = field(init=False, default=None)
     _slots: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
         if self.budget is not None:
-            self._limiter = AsyncLimiter(self.budget.requests, self.budget.per)
+            self._limiter = SlidingWindow(self.budget)
         self._slots = asyncio.Semaphore(self.concurrency)
 
     async def request(

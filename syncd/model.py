@@ -156,6 +156,7 @@ class Record:
     remote_id: str = ""  # the vendor's own id where it has one
     anchor: Moment | None = None  # original start (rid) of an occurrence, for the window
     modified: datetime | None = None  # LAST-MODIFIED / updatedAt, for `conflict: newest`
+    marker: str = ""  # the syncd key a server-id vendor's record carries (see `with_marker`)
 
     def in_window(self, window: Window) -> bool:
         """Inside when the original start or the actual start is inside."""
@@ -219,6 +220,27 @@ def parse_moment(text: str) -> Moment:
     if len(text) == 10:
         return date.fromisoformat(text)
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+MARKER_PREFIX = "syncd-key: "
+"""How a record at a vendor that generates its own ids carries syncd's key: a last line of
+its description. Listing the window and reading markers back is how a create that was
+sent but never recorded (a crash in between) is adopted instead of repeated."""
+
+
+def with_marker(description: str, key: str) -> str:
+    """The description with syncd's marker line for `key` appended."""
+    return f"{description}\n\n{MARKER_PREFIX}{key}" if description else f"{MARKER_PREFIX}{key}"
+
+
+def split_marker(description: str) -> tuple[str, str]:
+    """(the description without syncd's marker line, the key it carried or "")."""
+    body, _, last = description.rstrip().rpartition("\n")
+    if not last.startswith(MARKER_PREFIX):
+        if description.startswith(MARKER_PREFIX) and "\n" not in description.strip():
+            return "", description.strip()[len(MARKER_PREFIX) :]
+        return description, ""
+    return body.rstrip("\n"), last[len(MARKER_PREFIX) :].strip()
 
 
 def fingerprint(event: Event, fields: Iterable[str]) -> str:

@@ -32,8 +32,8 @@ from syncd.config_types import (
     PositiveDuration,
     Regex,
     ResolvedPath,
+    TimeZone,
     _http_secret,
-    _time_zone,
 )
 from syncd.secrets import Secret
 
@@ -54,7 +54,7 @@ class ExpansionLimits(Frozen):
 
 class _CalendarBase(Frozen):
     poll: PositiveDuration = timedelta(minutes=5)
-    timezone: Annotated[str, AfterValidator(_time_zone)] = "UTC"
+    timezone: TimeZone = "UTC"
     limits: ExpansionLimits = ExpansionLimits()
 
     @property
@@ -160,7 +160,66 @@ class SalesAskVendor(_VendorBase):
     api_key: Secret
 
 
-VendorConfig = Annotated[SalesAskVendor, Field(discriminator="kind")]
+class LeadSquaredOptions(Frozen):
+    """A LeadSquared route: what kind of task to create, what to link it to, who to list."""
+
+    task_type: str = "Meeting"  # an appointment-category task type name of the tenant
+    related_entity: Literal[0, 1, 5] = 0  # 0 none, 1 a lead, 5 an opportunity
+    related_entity_id: str = ""  # the lead or opportunity id (required with 1 or 5)
+    notify_by_email: bool = False  # NotifyBy 1100 instead of 1000: emails every owner
+    reminder_minutes: int | None = Field(default=None, ge=0)  # off unless asked for
+    owners: list[Email] = Field(default_factory=list)  # whose appointments are listed;
+    # default: the route's rep.email
+
+    @model_validator(mode="after")
+    def _entity_id(self) -> Self:
+        if self.related_entity and not self.related_entity_id:
+            raise ValueError("related_entity 1 or 5 needs related_entity_id")
+        return self
+
+
+class LeadSquaredVendor(_VendorBase):
+    needs_rep: ClassVar[bool] = True
+    options_model: ClassVar[type[BaseModel]] = LeadSquaredOptions
+
+    kind: Literal["leadsquared"] = "leadsquared"
+    base_url: BaseUrl = "https://api.leadsquared.com/v2"  # the tenant's regional host
+    rate_limit: RateLimitSetting = RateLimit(requests=25, per=timedelta(seconds=5))
+    access_key: Secret
+    secret_key: Secret
+
+
+class YSuiteOptions(Frozen):
+    """A YSUITE route: every task must link a contact (`cstid`) or a deal (`deal_id`)."""
+
+    cstid: int | None = None
+    deal_id: int | None = None
+    contact_lookup: bool = False  # find the contact by the customer's email instead
+
+    @model_validator(mode="after")
+    def _link(self) -> Self:
+        if self.cstid is None and self.deal_id is None and not self.contact_lookup:
+            raise ValueError("set cstid, deal_id or contact_lookup: true (YSUITE tasks need one)")
+        return self
+
+
+class YSuiteVendor(_VendorBase):
+    options_model: ClassVar[type[BaseModel]] = YSuiteOptions
+
+    kind: Literal["ysuite"] = "ysuite"
+    base_url: BaseUrl = "https://api.ysuite.org"
+    rate_limit: RateLimitSetting = RateLimit(requests=5, per=timedelta(seconds=1))
+    access_key: Secret
+    secret_key: Secret
+    account_timezone: TimeZone  # YSUITE task times are naive wall times in this zone
+    supports_update: bool = False  # PUT /v1/tasks/{id} is not documented: off until tried
+    supports_delete: bool = False  # DELETE /v1/tasks/{id} likewise
+    users: dict[Email, int] = Field(default_factory=dict)  # rep email -> assigned_user_id
+
+
+VendorConfig = Annotated[
+    SalesAskVendor | LeadSquaredVendor | YSuiteVendor, Field(discriminator="kind")
+]
 
 
 # --- routes ------------------------------------------------------------------------------

@@ -146,14 +146,18 @@ def test_models_are_frozen(tmp_path: Path) -> None:
         ("1h30m", 5400),
         ("1d2h3m4s", 93784),
         ("0s", 0),
+        ("500ms", 0.5),
+        ("1s250ms", 1.25),
     ],
 )
-def test_good_durations(text: str, seconds: int) -> None:
+def test_good_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
     assert parse_duration(format_duration(timedelta(seconds=seconds))) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("text", ["", "30", "1.5h", "30 s", "1m1h", "-5m", "5M", "1w", "PT5M", "h"])
+@pytest.mark.parametrize(
+    "text", ["", "30", "1.5h", "30 s", "1m1h", "-5m", "5M", "1w", "PT5M", "h", "5ms1s", "5msm"]
+)
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="must be a duration like 30s"):
         parse_duration(text)
@@ -271,9 +275,9 @@ def test_calendar_kind_lists_the_valid_kinds(tmp_path: Path, kind: str, message:
 
 
 def test_vendor_kind_lists_the_valid_kinds(tmp_path: Path) -> None:
-    text = MINIMAL.replace("kind: salesask", "kind: leadsquared")
+    text = MINIMAL.replace("kind: salesask", "kind: hubspot")
     assert problems(tmp_path, text) == [
-        "vendors.salesask.kind: unknown kind 'leadsquared'; valid kinds: salesask"
+        "vendors.salesask.kind: unknown kind 'hubspot'; valid kinds: salesask, leadsquared, ysuite"
     ]
 
 
@@ -673,4 +677,80 @@ def test_the_example_config_loads() -> None:
     assert missing == [
         "calendars.team.url: environment variable TEAM_FEED_URL is not set",
         "vendors.salesask.api_key: environment variable SALESASK_API_KEY is not set",
+    ]
+
+
+# --- the vendors with server-generated ids --------------------------------------------------
+
+LEADSQUARED = """\
+calendars:
+  team: {kind: ics_file, path: team.ics}
+vendors:
+  lsq:
+    kind: leadsquared
+    base_url: https://api-us11.leadsquared.com/v2
+    access_key: {env: LSQ_ACCESS}
+    secret_key: {env: LSQ_SECRET}
+routes:
+  team:
+    calendar: team
+    vendor: lsq
+    rep: {email: rep@company.com}
+    options: {task_type: Appointment, related_entity: 1, related_entity_id: lead-1}
+"""
+
+YSUITE = """\
+calendars:
+  team: {kind: ics_file, path: team.ics}
+vendors:
+  ys:
+    kind: ysuite
+    access_key: a
+    secret_key: b
+    account_timezone: Europe/Berlin
+    users: {rep@company.com: 7}
+routes:
+  team:
+    calendar: team
+    vendor: ys
+    options: {cstid: 10}
+"""
+
+
+def test_leadsquared_defaults_and_options(tmp_path: Path) -> None:
+    config = load(tmp_path, LEADSQUARED, {"LSQ_ACCESS": "x", "LSQ_SECRET": "y"})
+    vendor = config.vendors["lsq"]
+    assert vendor.kind == "leadsquared" and vendor.rate_limit is not None
+    assert (vendor.rate_limit.requests, vendor.rate_limit.per) == (25, timedelta(seconds=5))
+    options = vendor.parse_options(config.routes["team"].options)
+    assert options.model_dump() == {
+        "task_type": "Appointment",
+        "related_entity": 1,
+        "related_entity_id": "lead-1",
+        "notify_by_email": False,
+        "reminder_minutes": None,
+        "owners": [],
+    }
+
+
+def test_leadsquared_needs_a_rep_and_an_entity_id(tmp_path: Path) -> None:
+    text = LEADSQUARED.replace("    rep: {email: rep@company.com}\n", "").replace(
+        ", related_entity_id: lead-1", ""
+    )
+    found = problems(tmp_path, text, {"LSQ_ACCESS": "x", "LSQ_SECRET": "y"})
+    assert [line.split(":")[0] for line in found] == ["routes.team.rep", "routes.team.options"]
+
+
+def test_ysuite_needs_a_time_zone_and_a_link(tmp_path: Path) -> None:
+    config = load(tmp_path, YSUITE)
+    vendor = config.vendors["ys"]
+    assert vendor.account_timezone == "Europe/Berlin"
+    assert (vendor.supports_update, vendor.supports_delete) == (False, False)
+    no_zone = YSUITE.replace("    account_timezone: Europe/Berlin\n", "")
+    assert [line.split(":")[0] for line in problems(tmp_path, no_zone)] == [
+        "vendors.ys.account_timezone"
+    ]
+    no_link = YSUITE.replace("{cstid: 10}", "{}")
+    assert problems(tmp_path, no_link) == [
+        "routes.team.options: set cstid, deal_id or contact_lookup: true (YSUITE tasks need one)"
     ]

@@ -1,0 +1,41 @@
+"""The HTTP funnel's own mechanics: the sliding-window budget, Retry-After, messages."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from syncd.http import Budget, SlidingWindow, parse_retry_after, vendor_message
+
+
+async def test_the_budget_never_lets_more_than_n_requests_start_in_one_window():
+    window = SlidingWindow(Budget(requests=5, per=0.05))
+    loop = asyncio.get_running_loop()
+    starts: list[float] = []
+
+    async def one() -> None:
+        await window.acquire()
+        starts.append(loop.time())
+
+    await asyncio.gather(*(one() for _ in range(23)))
+
+    starts.sort()
+    assert len(starts) == 23
+    assert all(starts[i + 5] - starts[i] >= 0.05 for i in range(len(starts) - 5))
+
+
+def test_retry_after_takes_seconds_and_http_dates():
+    now = datetime(2027, 3, 1, 12, 0, tzinfo=UTC)
+    assert parse_retry_after("7") == 7.0
+    assert parse_retry_after("Mon, 01 Mar 2027 12:00:30 GMT", now) == 30.0
+    assert parse_retry_after("Mon, 01 Mar 2027 11:00:00 GMT", now) == 0.0
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def test_vendor_messages_come_from_the_usual_places_and_never_from_html():
+    assert vendor_message({"error": "bad key"}) == ": bad key"
+    assert vendor_message({"ExceptionMessage": "owner inactive"}) == ": owner inactive"
+    assert vendor_message({"Message": {"error": "nested"}}) == ": nested"
+    assert vendor_message("<html>login</html>") == ""
+    assert vendor_message(None) == ""
