@@ -18,10 +18,12 @@ from syncd.settings import (
     IcsDirCalendar,
     IcsFileCalendar,
     IcsUrlCalendar,
+    LeadSquaredVendor,
     RateLimit,
     RepRule,
     RouteConfig,
     SalesAskVendor,
+    YSuiteVendor,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,6 +45,12 @@ routes:
     vendor: salesask
     rep: {email: rep@company.com}
 """
+
+
+def salesask_of(config: Config) -> SalesAskVendor:
+    vendor = config.vendors["salesask"]
+    assert isinstance(vendor, SalesAskVendor)
+    return vendor
 
 
 def write(folder: Path, text: str, name: str = "config.yaml") -> Path:
@@ -86,7 +94,7 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
         False,
     )
     assert (calendar.limits.per_series, calendar.limits.per_calendar) == (1000, 100_000)
-    vendor = config.vendors["salesask"]
+    vendor = salesask_of(config)
     assert vendor.base_url == "https://integrations.salesask.com"
     assert vendor.api_key.get_secret_value() == "literal-key"
     assert vendor.poll == timedelta(minutes=10)
@@ -343,7 +351,7 @@ def test_missing_env_secret_is_named_and_values_never_shown(tmp_path: Path) -> N
     assert isinstance(calendar, IcsUrlCalendar)
     assert calendar.url.get_secret_value() == FEED_URL
     assert calendar.password is not None and calendar.password.get_secret_value() == TOKEN + "-pw"
-    assert config.vendors["salesask"].api_key.get_secret_value() == TOKEN + "-key"
+    assert salesask_of(config).api_key.get_secret_value() == TOKEN + "-key"
 
 
 def test_an_invalid_literal_secret_is_not_echoed(tmp_path: Path) -> None:
@@ -391,7 +399,7 @@ def test_file_secrets_are_read_relative_to_the_config(tmp_path: Path) -> None:
     text = SECRET_CONFIG.replace("{env: SALESASK_API_KEY}", "{file: keys/salesask}")
     text = text.replace("{env: TEAM_FEED_URL}", f"{{file: {tmp_path / 'feed-url'}}}")
     config = load(tmp_path, text, {"FEED_PASSWORD": "pw"})
-    assert config.vendors["salesask"].api_key.get_secret_value() == "file-key\n"
+    assert salesask_of(config).api_key.get_secret_value() == "file-key\n"
     calendar = config.calendars["team"]
     assert isinstance(calendar, IcsUrlCalendar)
     assert calendar.url.get_secret_value() == FEED_URL
@@ -416,7 +424,7 @@ def test_credential_secrets(tmp_path: Path) -> None:
     by_argument = load_config(path, {}, credentials_dir=credentials)
     by_environ = load_config(path, {"CREDENTIALS_DIRECTORY": str(credentials)})
     for config in (by_argument, by_environ):
-        assert config.vendors["salesask"].api_key == SecretStr("cred-key")
+        assert salesask_of(config).api_key == SecretStr("cred-key")
 
 
 @pytest.mark.parametrize(
@@ -720,7 +728,7 @@ routes:
 def test_leadsquared_defaults_and_options(tmp_path: Path) -> None:
     config = load(tmp_path, LEADSQUARED, {"LSQ_ACCESS": "x", "LSQ_SECRET": "y"})
     vendor = config.vendors["lsq"]
-    assert vendor.kind == "leadsquared" and vendor.rate_limit is not None
+    assert isinstance(vendor, LeadSquaredVendor) and vendor.rate_limit is not None
     assert (vendor.rate_limit.requests, vendor.rate_limit.per) == (25, timedelta(seconds=5))
     options = vendor.parse_options(config.routes["team"].options)
     assert options.model_dump() == {
@@ -744,6 +752,7 @@ def test_leadsquared_needs_a_rep_and_an_entity_id(tmp_path: Path) -> None:
 def test_ysuite_needs_a_time_zone_and_a_link(tmp_path: Path) -> None:
     config = load(tmp_path, YSUITE)
     vendor = config.vendors["ys"]
+    assert isinstance(vendor, YSuiteVendor)
     assert vendor.account_timezone == "Europe/Berlin"
     assert (vendor.supports_update, vendor.supports_delete) == (False, False)
     no_zone = YSUITE.replace("    account_timezone: Europe/Berlin\n", "")
