@@ -198,7 +198,8 @@ class Applier:
 
     async def _bind(self, op: Op) -> None:
         assert op.source is not None and op.target is not None
-        self._link(op, op.source, op.target, "adopted")
+        why = "the vendor cannot update" if op.case == "cannot_update" else ""
+        self._link(op, op.source, op.target, "" if op.link else "adopted", why)
         self.counts.adopted += op.link is None
 
     async def _forget(self, op: Op) -> None:
@@ -212,13 +213,13 @@ class Applier:
 
     # --- recording ----------------------------------------------------------------------
 
-    def _link(self, op: Op, cal: Item | None, ven: Item, origin: str = "") -> None:
+    def _link(self, op: Op, cal: Item | None, ven: Item, origin: str = "", why: str = "") -> None:
         """Record the pair as both sides now hold it."""
         if cal is None:  # the written event no longer passes the route's rules
             self.state.forget_link(self.binding.route_id, op.cal_key, None)
             return
         replaces = op.link.cal_key if op.link is not None else ""
-        row = link_row(cal, ven, self.binding.fields, origin or _origin(op))
+        row = link_row(cal, ven, self.binding.fields, origin or _origin(op), why)
         self.state.record_link(self.binding.route_id, row, replaces)
 
     def _record_conflict(self, op: Op) -> None:
@@ -248,7 +249,7 @@ def _origin(op: Op) -> str:
     return "created" if op.link is None else ""  # "": keep the origin already recorded
 
 
-def link_row(cal: Item, ven: Item, fields: frozenset[str], origin: str) -> LinkRow:
+def link_row(cal: Item, ven: Item, fields: frozenset[str], origin: str, why: str = "") -> LinkRow:
     """The state row for a pair; a difference the vendor keeps is noted and accepted."""
     record = cal.record
     differs = sorted(changed_fields(cal.view, ven.view, fields)) if cal.fp != ven.fp else []
@@ -262,7 +263,8 @@ def link_row(cal: Item, ven: Item, fields: frozenset[str], origin: str) -> LinkR
         remote_id=ven.record.remote_id,
     )
     key = OccurrenceKey.parse("", cal.key)
-    note = f"the vendor holds other values for: {', '.join(differs)}" if differs else ""
+    why = why or "the vendor holds other values for"
+    note = f"{why}: {', '.join(differs)}" if differs else ""
     return LinkRow(
         link,
         uid=key.uid,

@@ -213,6 +213,8 @@ def _status(config: Config, args: argparse.Namespace) -> int:
         rows = {row["route"]: row for row in state.status()}
         for name in names:
             details = {
+                "notes": state.notes(name),
+                "pending": state.pending_creates(name),
                 "quarantined": state.quarantined(name),
                 "held": state.held_deletes(name),
                 "conflicts": state.conflicts(name),

@@ -29,6 +29,7 @@ SideName = Literal["calendar", "vendor", ""]
 
 KEPT_DELETED = "vendor_deleted"  # tombstone reason: the vendor deleted it and the route keeps that
 DELETED_BY_SYNCD = "deleted_by_syncd"  # tombstone reason: syncd deleted it; ignore late echoes
+CANNOT_DELETE = "cannot_delete"  # tombstone reason: the other side could not delete its copy
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,8 @@ class Side:
     writable: bool = True
     absent: frozenset[str] = frozenset()  # keys confirmed gone this run
     quarantined: frozenset[str] = frozenset()  # calendar UIDs, vendor keys: absence unsure
+    updatable: bool = True  # can change a record it holds
+    deletable: bool = True  # can delete a record it holds
 
 
 @dataclass(frozen=True)
@@ -115,10 +118,13 @@ class Inputs:
     tombstones: frozenset[tuple[SideName, str]] = frozenset()  # (side, key) kept deleted
     fields: frozenset[str] = field(default_factory=frozenset)  # the fields both sides hold
 
+    def side(self, name: SideName) -> Side:
+        """The calendar or the vendor side."""
+        return self.calendar if name == "calendar" else self.vendor
+
     def may_write(self, side: SideName) -> bool:
         """The route's direction allows writing `side`, and the side can be written."""
-        target = self.calendar if side == "calendar" else self.vendor
-        return self.policy.writes(side) and target.writable
+        return self.policy.writes(side) and self.side(side).writable
 
 
 def plan_route(inputs: Inputs) -> tuple[Op, ...]:
@@ -351,9 +357,10 @@ def _orphans(inputs: Inputs) -> Iterator[tuple[str, str, str]]:
     partners = {item.partner for item in inputs.calendar.items.values()}
     prefix = f"{inputs.calendar_id}:"
     for key, item in inputs.vendor.items.items():
-        mine = item.ours and item.in_window and key.startswith(prefix)
+        carried = item.record.marker or key  # our key, in the record or as its id
+        mine = item.ours and item.in_window and carried.startswith(prefix)
         if mine and key not in linked and key not in partners:
-            uid, _, rid = key[len(prefix) :].rpartition(":")
+            uid, _, rid = carried[len(prefix) :].rpartition(":")
             if uid and _RID.fullmatch(rid):
                 yield uid, rid, key
 
@@ -432,6 +439,10 @@ class _Builder:
         return replace(self._op("create", side, case), source=source)
 
     def update(self, case: str, side: SideName, source: Item, target: Item) -> Op:
+        if not self.inputs.side(side).updatable:
+            # Recorded once as an accepted difference, shown by `status`, never retried.
+            c, v = (source, target) if side == "vendor" else (target, source)
+            return self.bind("cannot_update", c, v)
         changed = changed_fields(target.view, source.view, self.inputs.fields)
         op = self._op("update", side, case)
         return replace(op, source=source, target=target, changed=changed)
@@ -448,6 +459,8 @@ class _Builder:
         if not self.inputs.may_write(side):
             # The side cannot follow: drop the link, leave the record where it is.
             return self.forget("read_only_side_unchanged")
+        if not self.inputs.side(side).deletable:
+            return self.forget("cannot_delete", tombstone=CANNOT_DELETE)
         return replace(self._op("delete", side, case), target=target, tombstone=tombstone)
 
     def bind(self, case: str, c: Item, v: Item) -> Op:

@@ -100,6 +100,12 @@ def route_status(
     if health["last_error"]:
         lines.append(f"  error: {health['last_error']}")
     lines += _section("quarantined", details["quarantined"], "{side} {key}: {reason}")
+    lines += _section("kept different", details["notes"], "{key} {title}: {note}")
+    lines += _section(
+        "creates in flight (resolved by marker on the next run)",
+        details["pending"],
+        "{side} {cal_key} since {started_at}",
+    )
     lines += _section(
         "held deletes (syncd release " + name + ")", details["held"], "{side} {vendor_key} {title}"
     )

@@ -122,6 +122,7 @@ class RouteRunner:
         ven_items, ven_absent, ven_unknown = await self._confirm_vendor(
             window, ven_items, links, cal_items, ven.complete
         )
+        cal_items = self._partners_by_marker(cal_items, ven_items)
         quarantined = unsure | {_problem_uid(p) for p in cal.problems}
         cal_absent = dropped  # an incomplete listing's gaps prove nothing
         if cal.complete:
@@ -133,6 +134,8 @@ class RouteRunner:
                 self.calendar.caps.writable,
                 frozenset(cal_absent),
                 quarantined,
+                self.calendar.caps.updatable,
+                self.calendar.caps.deletable,
             ),
             vendor=Side(
                 ven_items,
@@ -140,6 +143,8 @@ class RouteRunner:
                 self.vendor.caps.writable,
                 ven_absent,
                 ven_unknown | {problem.key for problem in ven.problems},  # unreadable records
+                self.vendor.caps.updatable,
+                self.vendor.caps.deletable,
             ),
             links=links,
             window=window,
@@ -177,6 +182,22 @@ class RouteRunner:
                 items[record.key] = item
         return items, dropped, frozenset(unsure), problems
 
+    def _partners_by_marker(
+        self, cal_items: dict[str, Item], ven_items: dict[str, Item]
+    ) -> dict[str, Item]:
+        """At a vendor that generates its own ids, a calendar item's partner is the record
+        that carries its key as a marker: so a create that was sent but never recorded (a
+        crash in between) is adopted on the next run instead of sent again."""
+        if not self.vendor.caps.server_ids:
+            return cal_items
+        by_marker = {
+            item.record.marker: key for key, item in ven_items.items() if item.record.marker
+        }
+        return {
+            key: replace(item, partner=by_marker.get(item.partner, item.partner))
+            for key, item in cal_items.items()
+        }
+
     def calendar_item(self, record: Record, window: Window) -> Item | None:
         """The plan's view of a calendar record, or None when the route leaves it out."""
         event = routing.bind(record.event, self.route.rep)
@@ -198,7 +219,7 @@ class RouteRunner:
     def vendor_item(self, record: Record, window: Window) -> Item:
         """The plan's view of a vendor record."""
         view = self.calendar.project(record.event)
-        ours = record.key.startswith(f"{self.calendar_id}:")
+        ours = (record.marker or record.key).startswith(f"{self.calendar_id}:")
         return Item(
             record, view, fingerprint(view, self.fields), record.in_window(window), ours=ours
         )

@@ -436,6 +436,21 @@ class State:
         with self.db.atomic():
             self.db.table("conflicts").insert(row)
 
+    def notes(self, route: str) -> list[dict[str, Any]]:
+        """Linked items whose sides differ on purpose (what a vendor cannot hold or
+        apply), and records a side could not delete."""
+        noted = self._rows(
+            "SELECT vendor_key AS key, title, note FROM links WHERE route = ? AND note != '' "
+            "ORDER BY anchor",
+            [route],
+        )
+        undeleted = self._rows(
+            "SELECT key, '' AS title, 'the vendor cannot delete it' AS note "
+            "FROM tombstones WHERE route = ? AND reason = 'cannot_delete'",
+            [route],
+        )
+        return noted + undeleted
+
     def conflicts(self, route: str) -> list[dict[str, Any]]:
         """The route's recorded conflicts, newest first."""
         return self._rows("SELECT * FROM conflicts WHERE route = ? ORDER BY id DESC", [route])

@@ -20,6 +20,7 @@ import pytest
 from syncd import plan
 from syncd.model import SINGLE, Event, Link, OccurrenceKey, Record, Window, fingerprint, vendor_key
 from syncd.plan import (
+    CANNOT_DELETE,
     DELETED_BY_SYNCD,
     KEPT_DELETED,
     Inputs,
@@ -485,6 +486,23 @@ ROWS = [
         side(ven(key=FOREIGN, ours=False)),
         policy=Policy("both", import_new=True),
         want=(Want("create", "calendar", "new_on_vendor", imported_key(CAL, FOREIGN), FOREIGN),),
+    ),
+    # A vendor that cannot update (YSUITE without supports_update): the difference is
+    # recorded once as accepted, never retried.
+    Row(
+        "cannot_update",
+        side(cal("New")),
+        Side({VK: ven()}, updatable=False),
+        (link(),),
+        want=(Want("bind", "", "cannot_update"),),
+    ),
+    # ... nor delete: the link goes, a tombstone keeps the event from being re-created.
+    Row(
+        "cannot_delete",
+        side(absent=(CK,)),
+        Side({VK: ven()}, deletable=False),
+        (link(),),
+        want=(Want("forget", "", "cannot_delete", tombstone=CANNOT_DELETE),),
     ),
     # A crash came between writing the imported event and recording its link: bind them.
     Row(
