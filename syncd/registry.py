@@ -20,6 +20,7 @@ from syncd.settings import (
     IcsDirCalendar,
     IcsFileCalendar,
     IcsUrlCalendar,
+    RouteConfig,
     SalesAskVendor,
     VendorConfig,
 )
@@ -76,27 +77,36 @@ def http_client(
     )
 
 
-def _salesask(vendor_id: str, config: VendorConfig, session: aiohttp.ClientSession) -> Adapter:
-    assert isinstance(config, SalesAskVendor)
-    headers = salesask.client_headers(config.api_key.get_secret_value())
-    return salesask.SalesAsk(http_client(vendor_id, config, session, headers))
+def _salesask(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapter:
+    return salesask.SalesAsk(http)
 
 
-VENDORS: dict[str, Callable[[str, VendorConfig, aiohttp.ClientSession], Adapter]] = {
-    "salesask": _salesask,
+def _salesask_headers(vendor: VendorConfig) -> dict[str, str]:
+    assert isinstance(vendor, SalesAskVendor)
+    return salesask.client_headers(vendor.api_key.get_secret_value())
+
+
+AdapterFactory = Callable[[HttpClient, VendorConfig, RouteConfig], Adapter]
+HeaderFactory = Callable[[VendorConfig], dict[str, str]]
+VENDORS: dict[str, tuple[HeaderFactory, AdapterFactory]] = {
+    "salesask": (_salesask_headers, _salesask),
 }
+"""kind -> (the account's request headers, the adapter of one route)."""
 
 
-def vendor_adapter(vendor_id: str, config: VendorConfig, session: aiohttp.ClientSession) -> Adapter:
-    """The adapter for one configured vendor account."""
-    return VENDORS[config.kind](vendor_id, config, session)
+def vendor_http(vendor_id: str, config: VendorConfig, session: aiohttp.ClientSession) -> HttpClient:
+    """The request funnel of one vendor account: every route to it shares its budget."""
+    headers, _ = VENDORS[config.kind]
+    return http_client(vendor_id, config, session, headers(config))
 
 
 def runners(
     config: Config, state: State, session: aiohttp.ClientSession, names: Iterable[str]
 ) -> dict[str, RouteRunner]:
-    """A runner for each named route; calendars shared by routes share one adapter."""
+    """A runner for each named route. Routes that share a calendar share its adapter;
+    routes that share a vendor account share its request funnel and rate budget."""
     calendars: dict[str, Adapter] = {}
+    funnels: dict[str, HttpClient] = {}
     result: dict[str, RouteRunner] = {}
     for name in names:
         route = config.routes[name]
@@ -104,8 +114,11 @@ def runners(
             calendars[route.calendar] = calendar_adapter(
                 route.calendar, config.calendars[route.calendar], session
             )
-        vendor = vendor_adapter(route.vendor, config.vendors[route.vendor], session)
+        vendor = config.vendors[route.vendor]
+        if route.vendor not in funnels:
+            funnels[route.vendor] = vendor_http(route.vendor, vendor, session)
+        adapter = VENDORS[vendor.kind][1](funnels[route.vendor], vendor, route)
         result[name] = RouteRunner(
-            name, route, route.calendar, calendars[route.calendar], vendor, state
+            name, route, route.calendar, calendars[route.calendar], adapter, state
         )
     return result
