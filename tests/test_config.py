@@ -674,18 +674,35 @@ def test_the_example_config_loads() -> None:
     example = REPO / "config.yaml.example"
     text = example.read_text()
     names = set(re.findall(r"^[^#\n]*\{env: (\w+)\}", text, re.MULTILINE))
-    assert names == {"TEAM_FEED_URL", "SALESASK_API_KEY"}
-    env = {"TEAM_FEED_URL": FEED_URL, "SALESASK_API_KEY": "key"}
-    config = load_config(example, env)
+    assert names == set(EXAMPLE_ENV)
+    config = load_config(example, EXAMPLE_ENV)
     kinds = {calendar.kind for calendar in config.calendars.values()}
     assert kinds == {"ics_url", "ics_file", "ics_dir"}
-    assert {vendor.kind for vendor in config.vendors.values()} == {"salesask"}
-    assert len(config.routes) == 2
+    assert {vendor.kind for vendor in config.vendors.values()} == {
+        "salesask",
+        "leadsquared",
+        "ysuite",
+    }
+    assert len(config.routes) == 4
     missing = check_config(example, {})
     assert missing == [
         "calendars.team.url: environment variable TEAM_FEED_URL is not set",
         "vendors.salesask.api_key: environment variable SALESASK_API_KEY is not set",
+        "vendors.crm.access_key: environment variable LSQ_ACCESS_KEY is not set",
+        "vendors.crm.secret_key: environment variable LSQ_SECRET_KEY is not set",
+        "vendors.ysuite.access_key: environment variable YSUITE_ACCESS_KEY is not set",
+        "vendors.ysuite.secret_key: environment variable YSUITE_SECRET_KEY is not set",
     ]
+
+
+EXAMPLE_ENV = {
+    "TEAM_FEED_URL": FEED_URL,
+    "SALESASK_API_KEY": "key",
+    "LSQ_ACCESS_KEY": "a",
+    "LSQ_SECRET_KEY": "b",
+    "YSUITE_ACCESS_KEY": "c",
+    "YSUITE_SECRET_KEY": "d",
+}
 
 
 # --- the vendors with server-generated ids --------------------------------------------------
