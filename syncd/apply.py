@@ -139,8 +139,9 @@ class Applier:
             self.state.mark_missing(self.binding.route_id, op.link.cal_key, op.side)
         self.counts.marked_missing += 1
 
-    async def _call(self, call: Callable[[], Awaitable[Record]]) -> Record:
-        return await with_retries(call, self.retry)
+    async def _call(self, call: Callable[[], Awaitable[Record]], once: bool = False) -> Record:
+        """The call under the retry policy; `once`: resend only what was refused."""
+        return await with_retries(call, self.retry, refused_only=once)
 
     async def _dispatch(self, op: Op) -> None:
         handlers = {
@@ -161,10 +162,11 @@ class Applier:
         assert op.source is not None
         b, event = self.binding, op.source.record.event
         adapter = b.vendor if op.side == "vendor" else b.calendar
-        if adapter.caps.server_ids:  # not idempotent: leave a durable trace first
+        once = adapter.caps.server_ids  # not idempotent: a durable trace first, no resend
+        if once:
             self.state.intend_create(b.route_id, op.side, op.cal_key, op.vendor_key)
         if op.side == "vendor":
-            record = await self._call(lambda: b.vendor.create(op.vendor_key, event))
+            record = await self._call(lambda: b.vendor.create(op.vendor_key, event), once)
             self._link(op, op.source, b.vendor_item(record), "created")
         else:
             record = await self._call(lambda: b.calendar.create(op.cal_key, event))

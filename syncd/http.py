@@ -173,14 +173,25 @@ _CLIENT_ERRORS: dict[int, type[errors.AdapterError]] = {
 
 
 def vendor_message(body: Any) -> str:
-    """The vendor's own words from an error body, shortened: `: <message>`."""
+    """The vendor's own words from an error body, shortened: `: <message>`, with the field
+    errors of a validation answer (`{"errors": {"title": ["..."]}}`) after it."""
+    if isinstance(body, dict) and isinstance(body.get("errors"), dict):
+        fields = "; ".join(
+            f"{name}: {' '.join(map(str, problems if isinstance(problems, list) else [problems]))}"
+            for name, problems in body["errors"].items()
+        )
+        return f"{_first_message(body)} ({fields[:300]})"
+    return _first_message(body)
+
+
+def _first_message(body: Any) -> str:
     if isinstance(body, dict):
         for name in ("error", "message", "Message", "ExceptionMessage", "detail"):
             value = body.get(name)
             if isinstance(value, str) and value:
                 return f": {value[:200]}"
             if isinstance(value, dict):
-                return vendor_message(value)
+                return _first_message(value)
     if isinstance(body, str) and body.strip() and not body.lstrip().startswith("<"):
         return f": {body.strip()[:200]}"
     return ""

@@ -20,12 +20,15 @@ from syncd.settings import (
     IcsDirCalendar,
     IcsFileCalendar,
     IcsUrlCalendar,
+    LeadSquaredVendor,
     RouteConfig,
     SalesAskVendor,
     VendorConfig,
+    YSuiteOptions,
+    YSuiteVendor,
 )
 from syncd.state import State
-from syncd.vendors import salesask
+from syncd.vendors import salesask, ysuite
 
 
 def calendar_adapter(
@@ -86,10 +89,37 @@ def _salesask_headers(vendor: VendorConfig) -> dict[str, str]:
     return salesask.client_headers(vendor.api_key.get_secret_value())
 
 
+def _ysuite(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapter:
+    assert isinstance(vendor, YSuiteVendor)
+    options = vendor.parse_options(route.options)
+    assert isinstance(options, YSuiteOptions)
+    return ysuite.YSuite(
+        http,
+        account_timezone=vendor.account_timezone,
+        supports_update=vendor.supports_update,
+        supports_delete=vendor.supports_delete,
+        cstid=options.cstid,
+        deal_id=options.deal_id,
+        contact_lookup=options.contact_lookup,
+        users=vendor.users,
+    )
+
+
+def _key_pair_headers(
+    module: Callable[[str, str], dict[str, str]],
+) -> Callable[[VendorConfig], dict[str, str]]:
+    def headers(vendor: VendorConfig) -> dict[str, str]:
+        assert isinstance(vendor, (YSuiteVendor, LeadSquaredVendor))
+        return module(vendor.access_key.get_secret_value(), vendor.secret_key.get_secret_value())
+
+    return headers
+
+
 AdapterFactory = Callable[[HttpClient, VendorConfig, RouteConfig], Adapter]
 HeaderFactory = Callable[[VendorConfig], dict[str, str]]
 VENDORS: dict[str, tuple[HeaderFactory, AdapterFactory]] = {
     "salesask": (_salesask_headers, _salesask),
+    "ysuite": (_key_pair_headers(ysuite.client_headers), _ysuite),
 }
 """kind -> (the account's request headers, the adapter of one route)."""
 

@@ -32,6 +32,10 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, AdapterError) and exc.retryable
 
 
+def _refused(exc: BaseException) -> bool:
+    return isinstance(exc, RateLimited)
+
+
 class _Wait:
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
@@ -46,10 +50,15 @@ class _Wait:
         return float(self.backoff(state))
 
 
-async def with_retries(call: Callable[[], Awaitable[T]], policy: RetryPolicy) -> T:
-    """Await `call()`, retrying transient `AdapterError`s by the policy."""
+async def with_retries(
+    call: Callable[[], Awaitable[T]], policy: RetryPolicy, *, refused_only: bool = False
+) -> T:
+    """Await `call()`, retrying transient `AdapterError`s by the policy. `refused_only`
+    retries only rate-limit refusals, which certainly did nothing: for a create at a
+    vendor that makes its own ids, a timeout may have stored the record already."""
+    retryable = _refused if refused_only else _retryable
     retrying = AsyncRetrying(
-        retry=retry_if_exception(_retryable),
+        retry=retry_if_exception(retryable),
         stop=stop_after_attempt(policy.attempts),
         wait=_Wait(policy),
         sleep=policy.sleep,
