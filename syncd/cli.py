@@ -21,6 +21,7 @@ from syncd import logs, registry, report
 from syncd.config import Config, check_config, find_config_path, load_config
 from syncd.errors import ConfigError, RouteBusy
 from syncd.runner import RouteRunner, RunReport
+from syncd.simulators import SIMULATORS
 from syncd.state import State, StateError
 
 OK, FAILED, USAGE, HELD = 0, 1, 2, 3
@@ -61,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
         add(name, text).add_argument("route", metavar="ROUTE")
     add("resync", "ask the running daemon to resync").add_argument("--full", action="store_true")
     simulate = add("simulate", "serve a vendor simulator on loopback")
-    simulate.add_argument("kind", choices=["salesask"])
+    simulate.add_argument("kind", choices=sorted(SIMULATORS))
     simulate.add_argument("--port", type=int, default=8765, help="loopback port (default 8765)")
     demo = add("demo", "sample calendar -> Sales Ask simulator, in ./syncd-demo/")
     demo.add_argument("--once", action="store_true", help="exit after the first pass")

@@ -8,6 +8,7 @@ simulator holds. Nothing on the sync path imports this module.
 from __future__ import annotations
 
 import asyncio
+import importlib
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 from syncd import logs, report
 from syncd.cli import exit_status, sync
 from syncd.config import load_config
+from syncd.simulators import SIMULATORS
 from syncd.simulators import salesask as sim
 
 REP = "rep@example.com"
@@ -200,13 +202,21 @@ def _tasks(simulator: sim.SalesAskSim) -> list[dict[str, str]]:
     return rows
 
 
+SIMULATOR_CREDENTIALS = {
+    "salesask": f"api_key: {sim.DEFAULT_KEY}; reps {', '.join(sim.DEFAULT_REPS)}",
+    "leadsquared": "access_key: sim-access, secret_key: sim-secret; owner rep@example.com",
+    "ysuite": "access_key: sim-access, secret_key: sim-secret; contact cstid 10, "
+    "users {rep@example.com: 7}",
+}
+"""What a config needs to talk to each simulator's `default()` account."""
+
+
 async def simulate(kind: str, port: int) -> int:
     """Serve a simulator on 127.0.0.1 until interrupted."""
-    runner = await sim.serve("127.0.0.1", port)
-    print(
-        f"{kind} simulator at {sim.base_url(runner)}  api_key: {sim.DEFAULT_KEY}  "
-        f"reps: {', '.join(sim.DEFAULT_REPS)}  (Ctrl-C stops it)"
-    )
+    module = importlib.import_module(SIMULATORS[kind])
+    runner = await module.serve("127.0.0.1", port)
+    print(f"{kind} simulator at {module.base_url(runner)}  {SIMULATOR_CREDENTIALS[kind]}")
+    print("Ctrl-C stops it.")
     try:
         await asyncio.Event().wait()
     finally:
