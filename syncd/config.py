@@ -97,10 +97,11 @@ def _vendor_problems(route: RouteConfig, vendor: VendorConfig | None) -> list[Pr
     if vendor.needs_rep and route.rep is None:
         problems.append((("rep",), f"required for {vendor.kind} vendors: {REP_FORMS}"))
     try:
-        vendor.parse_options(route.options)
+        options = vendor.parse_options(route.options)
     except ValidationError as error:
         problems += [(("options", *problem[0]), problem[1]) for problem in _problems(error)]
-    return problems
+        return problems
+    return problems + vendor.route_problems(route, options)
 
 
 def _policy_problems(route: RouteConfig) -> list[Problem]:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -34,32 +35,53 @@ class Budget:
 
 
 class SlidingWindow:
-    """At most `budget.requests` request starts in any `budget.per` seconds.
+    """At most `budget.requests` calls in any `budget.per` seconds, as the server counts.
 
     Vendors count calls in a sliding window ("25 in 5 seconds"); a leaky bucket
-    (aiolimiter) lets a burst and its refill exceed such a window, and a 429 follows.
-    A small margin covers requests that reach the server closer together than they
-    left. Callers wait in turn, so a burst of callers never busy-loops.
+    (aiolimiter) lets a burst and its refill exceed such a window. The server counts a
+    call when it arrives, which is somewhere between when we sent it and when its answer
+    came back; so a call holds its place from when it leaves until one window after its
+    answer. No pause of ours (a slow connect, a garbage collection) can then squeeze
+    more calls into the server's window than it allows. Waiters sleep; none busy-loops.
     """
 
-    MARGIN = 0.02  # of the window, plus a few milliseconds
+    MARGIN = 0.01  # of the window, for clocks that tick differently
 
     def __init__(self, budget: Budget) -> None:
         self.size = max(1, int(budget.requests))
-        self.span = budget.per * (1 + self.MARGIN) + 0.005
-        self.starts: collections.deque[float] = collections.deque()
-        self.turn = asyncio.Lock()
+        self.span = budget.per * (1 + self.MARGIN)
+        self.answered: collections.deque[float] = collections.deque()  # loop times
+        self.in_flight = 0
+        self.changed = asyncio.Condition()
 
-    async def acquire(self) -> None:
-        """Wait until one more request fits in the window, then count it."""
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one place in the window for one call."""
+        await self._take()
+        try:
+            yield
+        finally:
+            await self._give_back()
+
+    async def _take(self) -> None:
         loop = asyncio.get_running_loop()
-        async with self.turn:
-            if len(self.starts) >= self.size:
-                wait = self.starts[0] + self.span - loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                self.starts.popleft()
-            self.starts.append(loop.time())
+        async with self.changed:
+            while True:
+                now = loop.time()
+                while self.answered and self.answered[0] + self.span <= now:
+                    self.answered.popleft()
+                if len(self.answered) + self.in_flight < self.size:
+                    self.in_flight += 1
+                    return
+                wait = self.answered[0] + self.span - now if self.answered else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), wait)
+
+    async def _give_back(self) -> None:
+        async with self.changed:
+            self.in_flight -= 1
+            self.answered.append(asyncio.get_running_loop().time())
+            self.changed.notify_all()
 
 
 @dataclass(frozen=True)
@@ -99,13 +121,18 @@ class HttpClient:
         params: Mapping[str, str] | None = None,
         json_body: Any = None,
         key: str = "",
+        check: Callable[[Response, str], None] | None = None,
     ) -> Response:
-        """Send one request; return the response or raise an `AdapterError`."""
+        """Send one request; return the response or raise an `AdapterError`. `check` sees
+        every response first, error statuses included: vendors that put their errors in
+        the body (LeadSquared's exceptions in a 200 or a 500) map them there."""
         where = f"{self.label}: {method} {path}"
         async with self._slots:
-            if self._limiter is not None:
-                await self._limiter.acquire()
-            response = await self._send(method, path, params, json_body, where, key)
+            window = self._limiter.slot() if self._limiter else contextlib.nullcontext()
+            async with window:
+                response = await self._send(method, path, params, json_body, where, key)
+        if check is not None:
+            check(response, where)
         raise_for_status(response, where, key)
         return response
 

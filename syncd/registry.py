@@ -20,6 +20,7 @@ from syncd.settings import (
     IcsDirCalendar,
     IcsFileCalendar,
     IcsUrlCalendar,
+    LeadSquaredOptions,
     LeadSquaredVendor,
     RouteConfig,
     SalesAskVendor,
@@ -28,7 +29,7 @@ from syncd.settings import (
     YSuiteVendor,
 )
 from syncd.state import State
-from syncd.vendors import salesask, ysuite
+from syncd.vendors import leadsquared, salesask, ysuite
 
 
 def calendar_adapter(
@@ -105,6 +106,21 @@ def _ysuite(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapt
     )
 
 
+def _leadsquared(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapter:
+    options = vendor.parse_options(route.options)
+    assert isinstance(options, LeadSquaredOptions)
+    owners = list(options.owners) or ([route.rep.email] if route.rep and route.rep.email else [])
+    return leadsquared.LeadSquared(
+        http,
+        owners=owners,
+        task_type=options.task_type,
+        related_entity=options.related_entity,
+        related_entity_id=options.related_entity_id,
+        notify_by_email=options.notify_by_email,
+        reminder_minutes=options.reminder_minutes,
+    )
+
+
 def _key_pair_headers(
     module: Callable[[str, str], dict[str, str]],
 ) -> Callable[[VendorConfig], dict[str, str]]:
@@ -119,6 +135,7 @@ AdapterFactory = Callable[[HttpClient, VendorConfig, RouteConfig], Adapter]
 HeaderFactory = Callable[[VendorConfig], dict[str, str]]
 VENDORS: dict[str, tuple[HeaderFactory, AdapterFactory]] = {
     "salesask": (_salesask_headers, _salesask),
+    "leadsquared": (_key_pair_headers(leadsquared.client_headers), _leadsquared),
     "ysuite": (_key_pair_headers(ysuite.client_headers), _ysuite),
 }
 """kind -> (the account's request headers, the adapter of one route)."""

@@ -30,6 +30,7 @@ from syncd.config_types import (
     Email,
     Frozen,
     PositiveDuration,
+    Problem,
     Regex,
     ResolvedPath,
     TimeZone,
@@ -145,6 +146,10 @@ class _VendorBase(Frozen):
         """A route's `options`, validated for this kind."""
         return self.options_model.model_validate(dict(options))
 
+    def route_problems(self, route: RouteConfig, options: BaseModel) -> list[Problem]:
+        """What this kind needs of a route beyond its options' own rules."""
+        return []
+
 
 class SalesAskOptions(Frozen):
     """Sales Ask takes no route options yet."""
@@ -181,6 +186,20 @@ class LeadSquaredOptions(Frozen):
 class LeadSquaredVendor(_VendorBase):
     needs_rep: ClassVar[bool] = True
     options_model: ClassVar[type[BaseModel]] = LeadSquaredOptions
+
+    def route_problems(self, route: RouteConfig, options: BaseModel) -> list[Problem]:
+        """Listing reads the appointments of known owners: the rep's fixed email, or
+        `options.owners` when the rep comes from each event."""
+        assert isinstance(options, LeadSquaredOptions)
+        if options.owners or (route.rep is not None and route.rep.email):
+            return []
+        return [
+            (
+                ("options", "owners"),
+                "list the owners whose appointments syncd reads "
+                "(needed when rep is not a fixed email)",
+            )
+        ]
 
     kind: Literal["leadsquared"] = "leadsquared"
     base_url: BaseUrl = "https://api.leadsquared.com/v2"  # the tenant's regional host

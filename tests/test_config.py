@@ -780,3 +780,18 @@ def test_ysuite_needs_a_time_zone_and_a_link(tmp_path: Path) -> None:
     assert problems(tmp_path, no_link) == [
         "routes.team.options: set cstid, deal_id or contact_lookup: true (YSUITE tasks need one)"
     ]
+
+
+def test_leadsquared_needs_owners_when_the_rep_comes_from_each_event(tmp_path: Path) -> None:
+    text = LEADSQUARED.replace(
+        "rep: {email: rep@company.com}", "rep: {from: attendee, domain: company.com}"
+    )
+    env = {"LSQ_ACCESS": "x", "LSQ_SECRET": "y"}
+    assert problems(tmp_path, text, env) == [
+        "routes.team.options.owners: list the owners whose appointments syncd reads "
+        "(needed when rep is not a fixed email)"
+    ]
+    with_owners = text.replace(
+        "related_entity_id: lead-1}", "related_entity_id: lead-1, owners: [a@company.com]}"
+    )
+    assert load(tmp_path, with_owners, env).routes["team"].options["owners"] == ["a@company.com"]

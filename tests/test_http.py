@@ -8,20 +8,27 @@ from datetime import UTC, datetime
 from syncd.http import Budget, SlidingWindow, parse_retry_after, vendor_message
 
 
-async def test_the_budget_never_lets_more_than_n_requests_start_in_one_window():
+async def test_the_budget_counts_a_call_until_one_window_after_its_answer():
     window = SlidingWindow(Budget(requests=5, per=0.05))
     loop = asyncio.get_running_loop()
-    starts: list[float] = []
+    calls: list[tuple[float, float]] = []
 
     async def one() -> None:
-        await window.acquire()
-        starts.append(loop.time())
+        async with window.slot():
+            started = loop.time()
+            await asyncio.sleep(0.002)  # the call's round trip
+        calls.append((started, loop.time()))
 
     await asyncio.gather(*(one() for _ in range(23)))
 
-    starts.sort()
-    assert len(starts) == 23
-    assert all(starts[i + 5] - starts[i] >= 0.05 for i in range(len(starts) - 5))
+    # However late a call reached the server (at the latest, when it was answered),
+    # no window of `per` seconds holds more than 5 of them.
+    for begin, _ in calls:
+        inside = [c for c in calls if begin <= c[0] and c[0] < begin + 0.05]
+        assert len(inside) <= 5
+    answers = sorted(end for _, end in calls)
+    starts = sorted(start for start, _ in calls)
+    assert all(starts[i + 5] >= answers[i] + 0.05 for i in range(len(calls) - 5))
 
 
 def test_retry_after_takes_seconds_and_http_dates():

@@ -8,5 +8,7 @@ the sync path (runner, apply, plan, vendors, daemon) may import this package.
 
 SIMULATORS: dict[str, str] = {
     "salesask": "syncd.simulators.salesask",
+    "leadsquared": "syncd.simulators.leadsquared",
+    "ysuite": "syncd.simulators.ysuite",
 }
 """Vendor kind -> module path, imported lazily by the command line."""
