@@ -34,6 +34,7 @@ soak: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/first_sync.py
+	$(BIN)/python bench/vendor_rates.py
 
 clean:
 	rm -rf $(VENV) syncd-demo bench/.work
