@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from aiohttp import web
 
+from syncd.simulators.serving import origin, start
+
 Json = dict[str, Any]
 DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY = "sim-access", "sim-secret"
 DEFAULT_USERS: Mapping[str, bool] = {"rep@example.com": True, "gone@example.com": False}
@@ -467,16 +469,12 @@ async def serve(
     host: str = "127.0.0.1", port: int = 0, *, sim: LeadSquaredSim | None = None
 ) -> web.AppRunner:
     """Serve `sim` (else `default()`) until `runner.cleanup()`; `runner.app[SIM]` is it."""
-    runner = web.AppRunner((sim or default()).app(), shutdown_timeout=5.0)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    return await start((sim or default()).app(), host, port)
 
 
 def base_url(runner: web.AppRunner) -> str:
     """`http://host:port/v2` of a runner started by `serve`."""
-    host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}/v2"
+    return origin(runner) + "/v2"
 
 
 def _ok(body: object) -> web.Response:

@@ -26,6 +26,8 @@ from typing import Any
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
+from syncd.simulators.serving import origin, start
+
 Json = dict[str, Any]
 DEFAULT_KEY = "sim-key"
 DEFAULT_REPS: Mapping[str, bool] = {"rep@example.com": True, "gone@example.com": False}
@@ -383,16 +385,12 @@ async def serve(
     if sim is None:
         sim = SalesAskSim()
         sim.add_org("demo", api_key, reps)
-    runner = web.AppRunner(sim.app(), shutdown_timeout=5.0)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    return await start(sim.app(), host, port)
 
 
 def base_url(runner: web.AppRunner) -> str:
     """`http://host:port` of a runner started by `serve`."""
-    host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}"
+    return origin(runner)
 
 
 def _reply(status: int, body: object) -> web.Response:

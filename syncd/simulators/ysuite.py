@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
+from syncd.simulators.serving import origin, start
+
 Json = dict[str, Any]
 ACCESS, SECRET = "sim-access", "sim-secret"
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -563,16 +565,12 @@ async def serve(
     host: str = "127.0.0.1", port: int = 0, *, sim: YSuiteSim | None = None
 ) -> web.AppRunner:
     """Serve `sim` (else `default()`) until `runner.cleanup()`; `runner.app[SIM]` is it."""
-    runner = web.AppRunner((sim or default()).app(), shutdown_timeout=5.0)
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
-    return runner
+    return await start((sim or default()).app(), host, port)
 
 
 def base_url(runner: web.AppRunner) -> str:
     """`http://host:port` of a runner started by `serve`."""
-    host, port = runner.addresses[0][:2]
-    return f"http://{host}:{port}"
+    return origin(runner)
 
 
 def naive(value: object) -> datetime | None:
