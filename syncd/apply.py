@@ -78,7 +78,9 @@ class Applier:
         state: State,
         retry: RetryPolicy,
         concurrency: int = DEFAULT_CONCURRENCY,
+        stop: asyncio.Event | None = None,
     ) -> None:
+        self.stop = stop or asyncio.Event()
         self.binding = binding
         self.state = state
         self.retry = retry
@@ -102,6 +104,8 @@ class Applier:
 
     async def _worker(self, pending: Iterator[Op], progress: _Progress) -> None:
         for op in pending:
+            if self.stop.is_set():  # shutting down: finish what is in flight, start nothing
+                return
             await self._guarded(op)
             progress.step()
 

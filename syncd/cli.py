@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Sequence
 from contextlib import closing
@@ -19,6 +20,7 @@ import aiohttp
 
 from syncd import logs, registry, report
 from syncd.config import Config, check_config, find_config_path, load_config
+from syncd.daemon import PID_NAME, Daemon, DaemonRunning, running_pid
 from syncd.errors import ConfigError, RouteBusy
 from syncd.runner import RouteRunner, RunReport
 from syncd.simulators import SIMULATORS
@@ -46,6 +48,7 @@ def parser() -> argparse.ArgumentParser:
     def add(name: str, text: str) -> argparse.ArgumentParser:
         return commands.add_parser(name, parents=[config], help=text, description=text)
 
+    add("run", "the daemon: every route on its schedule, until SIGTERM")
     add("sync", "one full pass of the named routes (default all)").add_argument(
         "routes", nargs="*", metavar="ROUTE"
     )
@@ -108,6 +111,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         "retry": _retry,
         "reset": _reset,
         "resync": _resync,
+        "run": _run,
     }
     return handler[args.command](config, args)
 
@@ -249,12 +253,20 @@ def _holder(command: str) -> str:
 
 
 def _resync(config: Config, args: argparse.Namespace) -> int:
-    pid_file = config.state.with_name("syncd.pid")
-    if not pid_file.exists():
-        print(f"no syncd daemon is running (no {pid_file})", file=sys.stderr)
+    pid_file = config.state.with_name(PID_NAME)
+    pid = running_pid(pid_file)
+    if pid is None:
+        stale = " (its pid file is stale)" if pid_file.exists() else ""
+        print(f"no syncd daemon runs for {config.state}{stale}", file=sys.stderr)
         return FAILED
-    print(
-        f"the daemon is not part of this release yet; run `syncd sync` ({pid_file} is stale)",
-        file=sys.stderr,
-    )
-    return FAILED
+    os.kill(pid, signal.SIGUSR2 if args.full else signal.SIGUSR1)
+    print(f"asked the daemon (pid {pid}) for a {'full ' if args.full else ''}resync")
+    return OK
+
+
+def _run(config: Config, args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(Daemon(config.source).run())
+    except DaemonRunning as exc:
+        print(exc, file=sys.stderr)
+        return FAILED

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 from syncd import logs, report
 from syncd.cli import exit_status, sync
 from syncd.config import load_config
+from syncd.daemon import Daemon
+from syncd.notify import Notifier
 from syncd.simulators import SIMULATORS
 from syncd.simulators import salesask as sim
 
@@ -145,12 +147,14 @@ calendars:
     kind: ics_file
     path: calendar.ics
     timezone: Europe/Berlin
+    poll: 10s
 vendors:
   salesask:
     kind: salesask
     base_url: {base_url}
     api_key: {sim.DEFAULT_KEY}
     rate_limit: off
+    poll: 10s
 routes:
   demo-to-salesask:
     calendar: demo
@@ -173,7 +177,13 @@ async def run_demo(folder: Path, *, once: bool) -> int:
         print(f"\nThe Sales Ask simulator at {sim.base_url(runner)} now holds:")
         print(report.table(_tasks(runner.app[sim.SIM]), ("event_id", "start", "title", "customer")))
         print(f"\nSample calendar: {config_path.parent / 'calendar.ics'}; config: {config_path}")
-        return exit_status(reports)
+        if once:
+            return exit_status(reports)
+        print(
+            "\nRunning the daemon: edit the sample calendar and watch the change arrive "
+            "(every 10 s). Ctrl-C stops it."
+        )
+        return await Daemon(config_path, Notifier({})).run()
     finally:
         await runner.cleanup()
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from syncd import routing
 from syncd.adapter import Adapter
 from syncd.apply import Applier, Binding, RunCounts
-from syncd.errors import AdapterError, AuthFailed, Gone, Unavailable
+from syncd.errors import AdapterError, AuthFailed, Gone, RateLimited, Unavailable
 from syncd.model import (
     Link,
     Listing,
@@ -49,6 +49,7 @@ class RunReport:
     counts: dict[str, int] = field(default_factory=dict)
     problems: tuple[Problem, ...] = ()
     error: str = ""
+    retry_after: float | None = None  # the vendor asked for a pause this long
 
 
 @dataclass
@@ -63,6 +64,7 @@ class RouteRunner:
     state: State
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set: no new ops
     _last_window: Window = field(init=False, repr=False)
 
     @property
@@ -97,7 +99,9 @@ class RouteRunner:
             cal_listing, ven_listing = await self._list_both(window)
             inputs, problems = await self._inputs(window, cal_listing, ven_listing, links)
         except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing
-            return RunReport(self.route_id, "failed", error=failure_text(exc))
+            return RunReport(
+                self.route_id, "failed", error=failure_text(exc), retry_after=_pause(exc)
+            )
         ops = plan_route(inputs)
         ops, held = self._guard(ops, len(links), release)
         if dry_run:
@@ -337,19 +341,12 @@ class RouteRunner:
     ) -> RunReport:
         self.state.hold_deletes(self.route_id, (_held_row(op) for op in held))
         self.state.set_listing_problems(self.route_id, ((p.key, p.reason) for p in problems))
-        applier = Applier(self._binding(), self.state, self.retry)
+        applier = Applier(self._binding(), self.state, self.retry, stop=self.stop)
         try:
             counts = await applier.apply(ops)
         except (AuthFailed, Unavailable) as exc:  # refused, rate-limited for long, or down
-            return RunReport(
-                self.route_id,
-                "failed",
-                ops,
-                held,
-                applier.counts.as_dict(),
-                problems,
-                failure_text(exc),
-            )
+            done, error = applier.counts.as_dict(), failure_text(exc)
+            return RunReport(self.route_id, "failed", ops, held, done, problems, error, _pause(exc))
         return _report(self.route_id, ops, held, counts, problems)
 
 
@@ -375,6 +372,10 @@ def _held_row(op: Op) -> dict[str, str]:
         "case": op.case,
         "title": title,
     }
+
+
+def _pause(exc: AdapterError) -> float | None:
+    return exc.retry_after if isinstance(exc, RateLimited) else None
 
 
 def failure_text(exc: AdapterError) -> str:

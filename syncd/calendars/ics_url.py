@@ -66,6 +66,11 @@ class IcsUrl(ReadOnly):
             raise Malformed(f"{self.calendar_id}: feed: {exc}") from exc
         return self.remember(as_listing(expansion))
 
+    def forget_validators(self) -> None:
+        """Drop the last ETag, Last-Modified and body: the next fetch is unconditional
+        (a full resync, SIGUSR2)."""
+        self.cache = FeedCache()
+
     async def _fetch(self) -> bytes:
         where = f"{self.calendar_id}: GET feed"
         try:

@@ -1,0 +1,82 @@
+"""Listings reused within a side's poll interval, for the daemon.
+
+`Polled` wraps an adapter: its listing is fetched at most once per `every`, shared by
+the routes that use it, and kept current with syncd's own writes in between, so a
+route can run as often as its most frequent side without re-listing the other. A
+wrapper serves one window shape only (one calendar and one `past`/`future` pair): a
+listing made for a shorter window must never stand in for a longer one, or what lies
+outside it would look deleted. `expire` forgets everything (a full resync).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import timedelta
+
+from syncd.adapter import Adapter, Caps
+from syncd.model import Event, Listing, Record, Window
+
+
+class Polled:
+    """An adapter whose listing is reused for `every`, with its own writes applied."""
+
+    def __init__(
+        self, inner: Adapter, every: timedelta, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.inner = inner
+        self.caps: Caps = inner.caps
+        self.every = every.total_seconds()
+        self.clock = clock
+        self._listing: Listing | None = None
+        self._fetched = 0.0
+        self._turn = asyncio.Lock()
+
+    def project(self, event: Event) -> Event:
+        """As the wrapped side would read it back."""
+        return self.inner.project(event)
+
+    async def list(self, window: Window) -> Listing:
+        """The last listing while it is younger than `every`, else a fresh one."""
+        async with self._turn:  # routes asking at once share one fetch
+            if self._listing is None or self.clock() - self._fetched >= self.every:
+                self._listing = await self.inner.list(window)
+                self._fetched = self.clock()
+            return self._listing
+
+    def expire(self) -> None:
+        """Forget the listing and any validators the side keeps (ETags): a full resync."""
+        self._listing = None
+        forget = getattr(self.inner, "forget_validators", None)
+        if callable(forget):
+            forget()
+
+    async def get(self, key: str) -> Record:
+        """Straight to the side."""
+        return await self.inner.get(key)
+
+    async def create(self, key: str, event: Event) -> Record:
+        """Create, and show the new record in the kept listing."""
+        record = await self.inner.create(key, event)
+        self._keep(record)
+        return record
+
+    async def update(self, record: Record, event: Event, changed: frozenset[str]) -> Record:
+        """Update, and show the result in the kept listing."""
+        written = await self.inner.update(record, event, changed)
+        self._keep(written, replaces=record.key)
+        return written
+
+    async def delete(self, record: Record) -> None:
+        """Delete, and drop the record from the kept listing."""
+        await self.inner.delete(record)
+        self._keep(None, replaces=record.key)
+
+    def _keep(self, record: Record | None, replaces: str = "") -> None:
+        if self._listing is None:
+            return
+        gone = {replaces, record.key if record else ""}
+        records = tuple(r for r in self._listing.records if r.key not in gone)
+        self._listing = replace(self._listing, records=records + ((record,) if record else ()))
