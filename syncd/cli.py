@@ -19,7 +19,7 @@ from pathlib import Path
 import aiohttp
 
 from syncd import logs, registry, report
-from syncd.config import Config, check_config, find_config_path, load_config
+from syncd.config import Config, check_config, find_config_path, load_config, state_path
 from syncd.daemon import PID_NAME, Daemon, DaemonRunning, running_pid
 from syncd.errors import ConfigError, RouteBusy
 from syncd.runner import RouteRunner, RunReport
@@ -101,6 +101,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     path = find_config_path(getattr(args, "config", None))
     if args.command == "check-config":
         return _check(path)
+    if args.command == "resync":
+        return resync(state_path(path), full=args.full)
     config = load_config(path)
     logs.setup(config.log.level, config.log.format)
     handler = {
@@ -110,7 +112,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         "release": _release,
         "retry": _retry,
         "reset": _reset,
-        "resync": _resync,
         "run": _run,
     }
     return handler[args.command](config, args)
@@ -252,15 +253,16 @@ def _holder(command: str) -> str:
     return f"syncd {command} pid {os.getpid()} run {secrets.token_hex(4)}"
 
 
-def _resync(config: Config, args: argparse.Namespace) -> int:
-    pid_file = config.state.with_name(PID_NAME)
+def resync(state: Path, *, full: bool) -> int:
+    """Signal the daemon that runs on `state` (SIGUSR1, or SIGUSR2 for a full resync)."""
+    pid_file = state.with_name(PID_NAME)
     pid = running_pid(pid_file)
     if pid is None:
         stale = " (its pid file is stale)" if pid_file.exists() else ""
-        print(f"no syncd daemon runs for {config.state}{stale}", file=sys.stderr)
+        print(f"no syncd daemon runs for {state}{stale}", file=sys.stderr)
         return FAILED
-    os.kill(pid, signal.SIGUSR2 if args.full else signal.SIGUSR1)
-    print(f"asked the daemon (pid {pid}) for a {'full ' if args.full else ''}resync")
+    os.kill(pid, signal.SIGUSR2 if full else signal.SIGUSR1)
+    print(f"asked the daemon (pid {pid}) for a {'full ' if full else ''}resync")
     return OK
 
 

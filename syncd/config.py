@@ -153,6 +153,18 @@ def find_config_path(cli_value: str | None, environ: Mapping[str, str] = os.envi
     return DEFAULT_CONFIG_PATH
 
 
+def state_path(path: Path) -> Path:
+    """Only where the state file is: for `syncd resync`, which must not need the
+    secrets (under systemd they exist only inside the service)."""
+    source = path.expanduser().absolute()
+    data, _ = _read_yaml(source)
+    value = data.get("state", DEFAULT_STATE_PATH)
+    if not isinstance(value, str | Path) or not str(value):
+        raise ConfigError([f"{source}: state: must be a path"])
+    state = Path(value).expanduser()
+    return state if state.is_absolute() else source.parent / state
+
+
 def load_config(
     path: Path, environ: Mapping[str, str] = os.environ, credentials_dir: Path | None = None
 ) -> Config:

@@ -235,3 +235,16 @@ async def test_a_failed_confirming_get_leaves_that_record_alone_and_the_run_goes
 
         created = [r["body"]["event_id"] for r in simulator.requests if r["method"] == "POST"]
     assert created == ["cal:b"]  # "a" is unknown this run: neither re-created nor forgotten
+
+
+def test_resync_needs_no_secret_and_says_when_no_daemon_runs(tmp_path, capsys):
+    text = config_text("http://127.0.0.1:9", FILE_CALENDAR).replace(
+        "api_key: sim-key", "api_key: {credential: not_here}"
+    )
+    path = write(tmp_path, "config.yaml", text)
+    (tmp_path / "syncd.pid").write_text("999999\n")  # a pid that is not running
+
+    assert main(["-c", str(path), "resync"]) == FAILED
+
+    err = capsys.readouterr().err
+    assert f"no syncd daemon runs for {tmp_path / 'state.db'} (its pid file is stale)" in err

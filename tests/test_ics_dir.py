@@ -3,6 +3,7 @@ holds the event, and a broken file makes the listing incomplete."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -117,3 +118,20 @@ async def test_one_occurrence_of_a_series_is_refused_not_flattened(folder):
     [record] = (await calendar.list(WINDOW)).records
     with pytest.raises(Rejected, match="not supported yet"):
         await calendar.update(replace(record, key=key), record.event, frozenset({"title"}))
+
+
+async def test_a_rewritten_file_keeps_its_mode_and_a_new_one_follows_the_umask(folder, tmp_path):
+    calendar = IcsDir("desk", folder)
+    existing = folder / "3f2a-href-not-uid.ics"
+    existing.chmod(0o640)
+    [record] = (await calendar.list(WINDOW)).records
+    await calendar.update(record, replace(record.event, title="x"), frozenset({"title"}))
+    assert existing.stat().st_mode & 0o777 == 0o640
+
+    event = Event(datetime(2027, 5, 1, 9, tzinfo=UTC), datetime(2027, 5, 1, 10, tzinfo=UTC))
+    old = os.umask(0o022)
+    try:
+        await IcsDir("desk", tmp_path).create(OccurrenceKey("desk", "new").text, event)
+    finally:
+        os.umask(old)
+    assert (tmp_path / "new.ics").stat().st_mode & 0o777 == 0o644

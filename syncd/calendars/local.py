@@ -60,6 +60,9 @@ def write_atomically(path: Path, data: bytes) -> None:
     """Replace `path` with `data` so that a reader sees the old or the new file, never half."""
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".syncd-", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600: give it the mode the file had, or the one a new
+        # file would get, so people and tools sharing the folder can still read it.
+        os.fchmod(fd, _mode_for(path))
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
@@ -68,3 +71,12 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp).unlink(missing_ok=True)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
