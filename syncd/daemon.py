@@ -8,9 +8,9 @@ comes while one runs makes exactly one more run. A failing route backs off on it
 
 Signals (DESIGN.md section 5): HUP re-reads the config (a broken one is logged and the
 old one keeps running; routes whose settings changed are rebuilt, the others keep their
-schedule) and resyncs; USR1 resyncs now (a burst is one resync); USR2 also forgets
-every cached listing and ETag; TERM/INT stop scheduling, let the operations in flight
-finish and exit 0.
+schedule) and resyncs; USR1 resyncs now, both sides listed afresh (a burst is one
+resync); USR2 also forgets every ETag; TERM/INT stop scheduling, let the operations in
+flight finish and exit 0.
 """
 
 from __future__ import annotations
@@ -43,6 +43,9 @@ log = logging.getLogger("syncd.daemon")
 PID_NAME = "syncd.pid"
 RESYNC_DEBOUNCE = 0.25  # seconds: a burst of signals within this is one resync
 MAX_BACKOFF = timedelta(hours=1)
+# Their default action kills, and the pid file invites them (`syncd resync`) before their
+# handlers are set: blocked until then, one sent early waits instead of killing us.
+HELD_SIGNALS = frozenset({signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2})
 
 
 class DaemonRunning(SyncdError):
@@ -80,15 +83,19 @@ class Daemon:
         config = load_config(self.config_path)
         self.stopping, self.stopped = asyncio.Event(), asyncio.Event()
         pid = PidFile(config.state.with_name(PID_NAME))
-        pid.claim()
-        self.state = State(config.state)
+        signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)  # until `_handle_signals`
         try:
-            async with aiohttp.ClientSession(trust_env=True) as session:
-                self.session, self.config = session, config
-                await self._serve(config)
+            pid.claim()
+            self.state = State(config.state)
+            try:
+                async with aiohttp.ClientSession(trust_env=True) as session:
+                    self.session, self.config = session, config
+                    await self._serve(config)
+            finally:
+                self.state.close()
+                pid.release()
         finally:
-            self.state.close()
-            pid.release()
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)
         return 0
 
     async def _serve(self, config: Config) -> None:
@@ -157,7 +164,8 @@ class Daemon:
     async def _fire(self, name: str) -> None:
         job = self.jobs.get(name)
         if job is not None and not self.stopping.is_set():
-            await self._run(job)
+            # in a task of ours: the scheduler's shutdown cancels the coroutines it runs
+            self._spawn(self._run(job))
 
     async def _run(self, job: RouteJob) -> None:
         """Run the route; a request during a run makes exactly one more run after it."""
@@ -222,6 +230,7 @@ class Daemon:
         loop.add_signal_handler(signal.SIGUSR2, lambda: self.resync(full=True))
         for stop in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(stop, self.stop)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, HELD_SIGNALS)  # any sent early: now
 
     def _spawn(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -237,17 +246,16 @@ class Daemon:
     async def _resync_soon(self) -> None:
         await asyncio.sleep(RESYNC_DEBOUNCE)
         full, self._full = self._full, False
-        if full:
-            self._expire()
+        self._expire(validators=full)  # "now": not the listings kept within a poll
         log.info("%s resync of %d routes", "full" if full else "a", len(self.jobs))
         for job in self.jobs.values():
             self._spawn(self._run(job))
 
-    def _expire(self) -> None:
+    def _expire(self, validators: bool) -> None:
         for job in self.jobs.values():
             for side in (job.runner.calendar, job.runner.vendor):
                 if isinstance(side, Polled):
-                    side.expire()
+                    side.expire(validators)
 
     async def reload(self) -> None:
         """Re-read the config; keep the old one when the new one is broken; resync."""

@@ -5,7 +5,8 @@ the routes that use it, and kept current with syncd's own writes in between, so 
 route can run as often as its most frequent side without re-listing the other. A
 wrapper serves one window shape only (one calendar and one `past`/`future` pair): a
 listing made for a shorter window must never stand in for a longer one, or what lies
-outside it would look deleted. `expire` forgets everything (a full resync).
+outside it would look deleted. `expire` forgets the listing (a resync), and the side's
+ETags too for a full one.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from datetime import timedelta
 
 from syncd.adapter import Adapter, Caps
 from syncd.model import Event, Listing, Record, Window
+
+FRESH = 0.9
+"""A listing older than this share of the poll is stale: routes fire up to 10% early
+(the schedule's jitter), and must not then wait almost a second poll for a re-listing."""
 
 
 class Polled:
@@ -41,16 +46,17 @@ class Polled:
     async def list(self, window: Window) -> Listing:
         """The last listing while it is younger than `every`, else a fresh one."""
         async with self._turn:  # routes asking at once share one fetch
-            if self._listing is None or self.clock() - self._fetched >= self.every:
+            if self._listing is None or self.clock() - self._fetched >= self.every * FRESH:
                 self._listing = await self.inner.list(window)
                 self._fetched = self.clock()
             return self._listing
 
-    def expire(self) -> None:
-        """Forget the listing and any validators the side keeps (ETags): a full resync."""
+    def expire(self, validators: bool = True) -> None:
+        """Forget the listing (a resync); with `validators` also any the side keeps
+        (ETags): a full resync."""
         self._listing = None
         forget = getattr(self.inner, "forget_validators", None)
-        if callable(forget):
+        if validators and callable(forget):
             forget()
 
     async def get(self, key: str) -> Record:

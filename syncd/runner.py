@@ -381,7 +381,7 @@ def _pause(exc: AdapterError) -> float | None:
 def failure_text(exc: AdapterError) -> str:
     """A failure as the user reads it: what happened and, where we know, what to do."""
     if isinstance(exc, AuthFailed):
-        return f"credentials refused (check the vendor's keys in the config): {exc}"
+        return f"credentials refused (check this side's keys or password in the config): {exc}"
     return str(exc)
 
 

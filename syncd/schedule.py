@@ -30,7 +30,8 @@ class Schedule:
         self._scheduler.start()
 
     def shutdown(self) -> None:
-        """Stop firing jobs; runs already started are not touched."""
+        """Stop firing jobs. apscheduler cancels the job coroutines still running, so a
+        job that must finish runs its work in a task of its own."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
 

@@ -38,7 +38,9 @@ async def test_refused_credentials_stop_the_route_with_a_clear_message(tmp_path)
         text = config_text(base_url, FILE_CALENDAR).replace("api_key: sim-key", "api_key: wrong")
         status, error = await run_status(write(tmp_path, "config.yaml", text))
     assert status == FAILED
-    assert error.startswith("credentials refused (check the vendor's keys in the config)")
+    assert error.startswith(
+        "credentials refused (check this side's keys or password in the config)"
+    )
     assert "HTTP 401" in error
     assert "wrong" not in error
     assert simulator.org().tasks == {}
