@@ -144,7 +144,9 @@ class _Context:
         """
         template, length, modified = self.shape(source)
         finish = self.end(start, length) if end is None else self.moment(end)
-        event = dataclasses.replace(template, start=self.moment(start), end=finish)
+        event = dataclasses.replace(
+            template, start=self.moment(start), end=finish, modified=modified
+        )
         rid, anchor = (SINGLE, None) if original is None else self.rid(original)
         key = OccurrenceKey(self.calendar, uid, rid).text
         # No version: the runner fingerprints what it compares.

@@ -34,54 +34,87 @@ class Budget:
     per: float
 
 
+@dataclass
+class Spent:
+    """What one call cost, as the answer tells (Salesloft's cost headers)."""
+
+    cost: float
+    remaining: float | None = None  # the budget the server says is left in its window
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Read the vendor's cost and remaining-budget headers, when it sends them."""
+        cost = _number(headers.get("x-ratelimit-endpoint-cost"))
+        self.cost = cost if cost is not None else self.cost
+        self.remaining = _number(headers.get("x-ratelimit-remaining-minute"))
+
+
 class SlidingWindow:
-    """At most `budget.requests` calls in any `budget.per` seconds, as the server counts.
+    """At most `budget.requests` (calls, or cost units) in any `budget.per` seconds, as
+    the server counts them.
 
     Vendors count calls in a sliding window ("25 in 5 seconds"); a leaky bucket
     (aiolimiter) lets a burst and its refill exceed such a window. The server counts a
     call when it arrives, which is somewhere between when we sent it and when its answer
     came back; so a call holds its place from when it leaves until one window after its
     answer. No pause of ours (a slow connect, a garbage collection) can then squeeze
-    more calls into the server's window than it allows. Waiters sleep; none busy-loops.
+    more into the server's window than it allows. Vendors that budget by cost (Salesloft:
+    600 per minute per team) say what each call cost and what is left: the cost is
+    counted as told, and budget spent by others on the same team is counted too.
     """
 
     MARGIN = 0.01  # of the window, for clocks that tick differently
 
     def __init__(self, budget: Budget) -> None:
-        self.size = max(1, int(budget.requests))
+        self.size = max(1.0, budget.requests)
         self.span = budget.per * (1 + self.MARGIN)
-        self.answered: collections.deque[float] = collections.deque()  # loop times
-        self.in_flight = 0
+        self.answered: collections.deque[tuple[float, float]] = collections.deque()
+        self.in_flight = 0.0
         self.changed = asyncio.Condition()
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one place in the window for one call."""
-        await self._take()
+    async def slot(self, cost: float = 1.0) -> AsyncIterator[Spent]:
+        """Hold a place worth `cost` in the window for one call; tell it what was spent."""
+        await self._take(cost)
+        spent = Spent(cost)
         try:
-            yield
+            yield spent
         finally:
-            await self._give_back()
+            await self._give_back(cost, spent)
 
-    async def _take(self) -> None:
+    def _used(self, now: float) -> float:
+        while self.answered and self.answered[0][0] + self.span <= now:
+            self.answered.popleft()
+        return self.in_flight + sum(cost for _, cost in self.answered)
+
+    async def _take(self, cost: float) -> None:
         loop = asyncio.get_running_loop()
         async with self.changed:
             while True:
-                now = loop.time()
-                while self.answered and self.answered[0] + self.span <= now:
-                    self.answered.popleft()
-                if len(self.answered) + self.in_flight < self.size:
-                    self.in_flight += 1
+                used = self._used(loop.time())
+                if used + cost <= self.size or used == 0:  # one call dearer than all still goes
+                    self.in_flight += cost
                     return
-                wait = self.answered[0] + self.span - now if self.answered else None
+                wait = self.answered[0][0] + self.span - loop.time() if self.answered else None
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.changed.wait(), wait)
 
-    async def _give_back(self) -> None:
+    async def _give_back(self, cost: float, spent: Spent) -> None:
         async with self.changed:
-            self.in_flight -= 1
-            self.answered.append(asyncio.get_running_loop().time())
+            now = asyncio.get_running_loop().time()
+            self.in_flight -= cost
+            self.answered.append((now, spent.cost))
+            if spent.remaining is not None:
+                others = self.size - self._used(now) - spent.remaining
+                if others > 0:  # the team spent this elsewhere in the window
+                    self.answered.append((now, others))
             self.changed.notify_all()
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -122,15 +155,20 @@ class HttpClient:
         json_body: Any = None,
         key: str = "",
         check: Callable[[Response, str], None] | None = None,
+        cost: float = 1.0,
     ) -> Response:
         """Send one request; return the response or raise an `AdapterError`. `check` sees
         every response first, error statuses included: vendors that put their errors in
-        the body (LeadSquared's exceptions in a 200 or a 500) map them there."""
+        the body (LeadSquared's exceptions in a 200 or a 500) map them there. `cost` is
+        what the call is expected to cost where a vendor budgets by cost."""
         where = f"{self.label}: {method} {path}"
         async with self._slots:
-            window = self._limiter.slot() if self._limiter else contextlib.nullcontext()
-            async with window:
+            if self._limiter is None:
                 response = await self._send(method, path, params, json_body, where, key)
+            else:
+                async with self._limiter.slot(cost) as spent:
+                    response = await self._send(method, path, params, json_body, where, key)
+                    spent.observe(response.headers)
         if check is not None:
             check(response, where)
         raise_for_status(response, where, key)

@@ -62,6 +62,7 @@ class Event:
     contact: Person | None = None  # the external party (the vendor's "customer")
     private: bool = False  # CLASS:PRIVATE or CONFIDENTIAL
     transparent: bool = False  # TRANSP:TRANSPARENT (shown as free)
+    modified: datetime | None = None  # LAST-MODIFIED: sent where a vendor guards stale writes
 
     @property
     def all_day(self) -> bool:

@@ -189,11 +189,10 @@ class RouteRunner:
     def _partners_by_marker(
         self, cal_items: dict[str, Item], ven_items: dict[str, Item]
     ) -> dict[str, Item]:
-        """At a vendor that generates its own ids, a calendar item's partner is the record
-        that carries its key as a marker: so a create that was sent but never recorded (a
-        crash in between) is adopted on the next run instead of sent again."""
-        if not self.vendor.caps.server_ids:
-            return cal_items
+        """A calendar item's partner is the record that carries its key as a marker: at a
+        vendor that generates its own ids (a create sent but never recorded, a crash in
+        between, is adopted on the next run instead of sent again), and at one that
+        re-creates under a fresh key (Apptoto after a soft delete)."""
         by_marker = {
             item.record.marker: key for key, item in ven_items.items() if item.record.marker
         }

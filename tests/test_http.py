@@ -46,3 +46,25 @@ def test_vendor_messages_come_from_the_usual_places_and_never_from_html():
     assert vendor_message({"Message": {"error": "nested"}}) == ": nested"
     assert vendor_message("<html>login</html>") == ""
     assert vendor_message(None) == ""
+
+
+async def test_a_cost_budget_counts_what_each_call_cost_and_what_others_spent():
+    window = SlidingWindow(Budget(requests=10, per=0.05))
+    loop = asyncio.get_running_loop()
+    calls: list[tuple[float, float]] = []
+
+    async def one(cost: float) -> None:
+        async with window.slot(cost):
+            started = loop.time()
+        calls.append((started, cost))
+
+    await asyncio.gather(*(one(3) for _ in range(7)))
+    for begin, _ in calls:
+        assert sum(c for t, c in calls if begin <= t < begin + 0.05) <= 10
+
+    # The server says only 2 are left although we spent nothing lately: the team's
+    # other integrations spent the rest, so the next call of cost 3 has to wait.
+    await asyncio.sleep(0.06)
+    async with window.slot(1) as spent:
+        spent.observe({"x-ratelimit-endpoint-cost": "1", "x-ratelimit-remaining-minute": "2"})
+    assert window._used(loop.time()) == 10 - 2  # ours (1) and the team's (7): 2 left
