@@ -8,9 +8,11 @@ talk; they never sleep, retry or touch the state store.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from syncd.errors import AdapterError
 from syncd.model import EVENT_FIELDS, Absence, Event, Listing, Record, Window
 
 
@@ -26,6 +28,7 @@ class Caps:
     holds_cancelled: bool = True  # can store status=cancelled; else cancelling deletes
     fields: frozenset[str] = EVENT_FIELDS  # the Event fields it stores and reads back
     absence: Absence = "authoritative"  # how a record missing from a listing is confirmed gone
+    bulk_from: int = 0  # this many pending upserts or more go through `upsert_many`; 0: never
 
 
 class Adapter(Protocol):
@@ -55,4 +58,13 @@ class Adapter(Protocol):
 
     async def delete(self, record: Record) -> None:
         """Delete the record; a record already gone is not an error."""
+        ...
+
+
+@runtime_checkable
+class BulkAdapter(Adapter, Protocol):
+    """A side that can also write many records in one go (`Caps.bulk_from` > 0)."""
+
+    async def upsert_many(self, items: Sequence[tuple[str, Event]]) -> list[Record | AdapterError]:
+        """Create or update each (key, event); one result per item, in order."""
         ...

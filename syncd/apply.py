@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 
-from syncd.adapter import Adapter
+from syncd.adapter import Adapter, BulkAdapter
 from syncd.errors import (
     AdapterError,
     AuthFailed,
@@ -25,7 +25,7 @@ from syncd.errors import (
     Unavailable,
     VersionMismatch,
 )
-from syncd.model import Link, OccurrenceKey, Record, changed_fields, event_snapshot
+from syncd.model import Event, Link, OccurrenceKey, Record, changed_fields, event_snapshot
 from syncd.plan import Item, Op
 from syncd.retry import RetryPolicy, with_retries
 from syncd.state import LinkRow, State
@@ -92,6 +92,11 @@ class Applier:
 
     async def apply(self, ops: Sequence[Op]) -> RunCounts:
         """Apply every op; raise `AuthFailed` as soon as a side refuses the credentials."""
+        bulk = self._bulk_ops(ops)
+        if bulk:
+            await self._bulk(bulk)
+            chosen = {id(op) for op in bulk}
+            ops = [op for op in ops if id(op) not in chosen]
         pending = iter(ops)  # shared by the workers: each takes the next op when free
         progress = _Progress(self.binding.route_id, len(ops))
         try:
@@ -101,6 +106,49 @@ class Applier:
         except* (AuthFailed, Unavailable) as failures:
             raise failures.exceptions[0] from None
         return self.counts
+
+    def _bulk_ops(self, ops: Sequence[Op]) -> list[Op]:
+        """The vendor upserts to send in bulk, when the vendor has a bulk path and there
+        are at least `caps.bulk_from` of them (a large first sync, a series edit)."""
+        vendor = self.binding.vendor
+        threshold = vendor.caps.bulk_from
+        upserts = [
+            op
+            for op in ops
+            if op.side == "vendor" and op.action in ("create", "update") and not self._is_parked(op)
+        ]
+        return upserts if threshold and len(upserts) >= threshold else []
+
+    async def _bulk(self, ops: list[Op]) -> None:
+        vendor = self.binding.vendor
+        assert isinstance(vendor, BulkAdapter), "caps.bulk_from set without upsert_many"
+        items = [(op.vendor_key, _event(op)) for op in ops]
+        log.info("route %s: %d upserts in bulk", self.binding.route_id, len(items))
+        results = await vendor.upsert_many(items)
+        for op, result in zip(ops, results, strict=True):
+            if isinstance(result, AdapterError):
+                self._failed(op, result)
+                continue
+            self._link(
+                op,
+                op.source,
+                self.binding.vendor_item(result),
+                "created" if op.action == "create" else "",
+            )
+            self.counts.created += op.action == "create"
+            self.counts.updated += op.action == "update"
+
+    def _failed(self, op: Op, exc: AdapterError) -> None:
+        """One item's failure, as `_guarded` sorts it."""
+        if isinstance(exc, AuthFailed):
+            raise exc
+        if isinstance(exc, Gone):
+            self._vanished(op)
+        elif isinstance(exc, Unavailable):
+            self.counts.unavailable += 1
+            self.counts.last_error = str(exc)
+        else:
+            self._quarantine(op, exc)
 
     async def _worker(self, pending: Iterator[Op], progress: _Progress) -> None:
         for op in pending:
@@ -249,6 +297,11 @@ class _Progress:
         self.done += 1
         if self.every and self.done % self.every == 0 and self.done < self.total:
             log.info("route %s: %d of %d operations done", self.route, self.done, self.total)
+
+
+def _event(op: Op) -> Event:
+    assert op.source is not None
+    return op.source.record.event
 
 
 def _origin(op: Op) -> str:

@@ -12,12 +12,14 @@ ETags too for a full one.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import timedelta
 
-from syncd.adapter import Adapter, Caps
+from syncd.adapter import Adapter, BulkAdapter, Caps
+from syncd.errors import AdapterError
 from syncd.model import Event, Listing, Record, Window
 
 FRESH = 0.9
@@ -74,6 +76,17 @@ class Polled:
         written = await self.inner.update(record, event, changed)
         self._keep(written, replaces=record.key)
         return written
+
+    async def upsert_many(
+        self, items: Sequence[tuple[str, Event]]
+    ) -> builtins.list[Record | AdapterError]:
+        """The side's bulk path (only called when it has one), kept listing updated."""
+        assert isinstance(self.inner, BulkAdapter)
+        results = await self.inner.upsert_many(items)
+        for (key, _), result in zip(items, results, strict=True):
+            if isinstance(result, Record):
+                self._keep(result, replaces=key)
+        return results
 
     async def delete(self, record: Record) -> None:
         """Delete, and drop the record from the kept listing."""
