@@ -236,8 +236,58 @@ class YSuiteVendor(_VendorBase):
     users: dict[Email, int] = Field(default_factory=dict)  # rep email -> assigned_user_id
 
 
+class ApptotoOptions(Frozen):
+    """An Apptoto route: the calendar its events go to, by id (a calendar *name* that does
+    not exist makes Apptoto create one silently, so names are not accepted)."""
+
+    calendar_id: int = Field(gt=0)
+    auto_messages: bool = False  # let Apptoto text or email participants about new events
+
+
+class ApptotoVendor(_VendorBase):
+    options_model: ClassVar[type[BaseModel]] = ApptotoOptions
+
+    kind: Literal["apptoto"] = "apptoto"
+    base_url: BaseUrl = "https://api.apptoto.com"
+    rate_limit: RateLimitSetting = RateLimit(requests=100, per=timedelta(minutes=1))
+    username: str = Field(min_length=1)
+    api_key: Secret
+
+
+class SalesloftOptions(Frozen):
+    """A Salesloft route: the external calendar, or the user whose it is (else the rep's)."""
+
+    calendar_id: str = ""  # `external_<user_guid>`
+    user_guid: str = ""
+
+
+class SalesloftVendor(_VendorBase):
+    needs_rep: ClassVar[bool] = True
+    options_model: ClassVar[type[BaseModel]] = SalesloftOptions
+
+    kind: Literal["salesloft"] = "salesloft"
+    base_url: BaseUrl = "https://api.salesloft.com"
+    # Cost units, not calls: each answer says what a call cost (deep pages cost more).
+    rate_limit: RateLimitSetting = RateLimit(requests=600, per=timedelta(minutes=1))
+    api_key: Secret
+    bulk_threshold: int = Field(default=500, ge=0)  # this many upserts or more: a bulk job
+
+    def route_problems(self, route: RouteConfig, options: BaseModel) -> list[Problem]:
+        """The calendar comes from the options or the rep's fixed email."""
+        assert isinstance(options, SalesloftOptions)
+        if options.calendar_id or options.user_guid or (route.rep and route.rep.email):
+            return []
+        return [
+            (
+                ("options", "calendar_id"),
+                "set calendar_id or user_guid (rep is not a fixed email to look the user up by)",
+            )
+        ]
+
+
 VendorConfig = Annotated[
-    SalesAskVendor | LeadSquaredVendor | YSuiteVendor, Field(discriminator="kind")
+    SalesAskVendor | LeadSquaredVendor | YSuiteVendor | ApptotoVendor | SalesloftVendor,
+    Field(discriminator="kind"),
 ]
 
 
