@@ -16,6 +16,8 @@ from syncd.http import Budget, HttpClient
 from syncd.ical import Limits
 from syncd.runner import RouteRunner
 from syncd.settings import (
+    ApptotoOptions,
+    ApptotoVendor,
     CalendarConfig,
     IcsDirCalendar,
     IcsFileCalendar,
@@ -29,7 +31,7 @@ from syncd.settings import (
     YSuiteVendor,
 )
 from syncd.state import State
-from syncd.vendors import leadsquared, salesask, ysuite
+from syncd.vendors import apptoto, leadsquared, salesask, ysuite
 
 
 def calendar_adapter(
@@ -81,7 +83,7 @@ def http_client(
     )
 
 
-def _salesask(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapter:
+def _salesask(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: str) -> Adapter:
     return salesask.SalesAsk(http)
 
 
@@ -90,7 +92,7 @@ def _salesask_headers(vendor: VendorConfig) -> dict[str, str]:
     return salesask.client_headers(vendor.api_key.get_secret_value())
 
 
-def _ysuite(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapter:
+def _ysuite(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: str) -> Adapter:
     assert isinstance(vendor, YSuiteVendor)
     options = vendor.parse_options(route.options)
     assert isinstance(options, YSuiteOptions)
@@ -106,7 +108,7 @@ def _ysuite(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapt
     )
 
 
-def _leadsquared(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> Adapter:
+def _leadsquared(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: str) -> Adapter:
     options = vendor.parse_options(route.options)
     assert isinstance(options, LeadSquaredOptions)
     owners = list(options.owners) or ([route.rep.email] if route.rep and route.rep.email else [])
@@ -121,6 +123,19 @@ def _leadsquared(http: HttpClient, vendor: VendorConfig, route: RouteConfig) -> 
     )
 
 
+def _apptoto(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: str) -> Adapter:
+    options = vendor.parse_options(route.options)
+    assert isinstance(options, ApptotoOptions)
+    return apptoto.Apptoto(
+        http, calendar_id=options.calendar_id, time_zone=zone, auto_messages=options.auto_messages
+    )
+
+
+def _apptoto_headers(vendor: VendorConfig) -> dict[str, str]:
+    assert isinstance(vendor, ApptotoVendor)
+    return apptoto.client_headers(vendor.username, vendor.api_key.get_secret_value())
+
+
 def _key_pair_headers(
     module: Callable[[str, str], dict[str, str]],
 ) -> Callable[[VendorConfig], dict[str, str]]:
@@ -131,12 +146,14 @@ def _key_pair_headers(
     return headers
 
 
-AdapterFactory = Callable[[HttpClient, VendorConfig, RouteConfig], Adapter]
+AdapterFactory = Callable[[HttpClient, VendorConfig, RouteConfig, str], Adapter]
+"""(the account's funnel, the vendor, the route, the route calendar's time zone)."""
 HeaderFactory = Callable[[VendorConfig], dict[str, str]]
 VENDORS: dict[str, tuple[HeaderFactory, AdapterFactory]] = {
     "salesask": (_salesask_headers, _salesask),
     "leadsquared": (_key_pair_headers(leadsquared.client_headers), _leadsquared),
     "ysuite": (_key_pair_headers(ysuite.client_headers), _ysuite),
+    "apptoto": (_apptoto_headers, _apptoto),
 }
 """kind -> (the account's request headers, the adapter of one route)."""
 
@@ -164,7 +181,8 @@ def runners(
         vendor = config.vendors[route.vendor]
         if route.vendor not in funnels:
             funnels[route.vendor] = vendor_http(route.vendor, vendor, session)
-        adapter = VENDORS[vendor.kind][1](funnels[route.vendor], vendor, route)
+        zone = config.calendars[route.calendar].timezone
+        adapter = VENDORS[vendor.kind][1](funnels[route.vendor], vendor, route, zone)
         result[name] = RouteRunner(
             name, route, route.calendar, calendars[route.calendar], adapter, state
         )

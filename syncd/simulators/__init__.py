@@ -10,5 +10,7 @@ SIMULATORS: dict[str, str] = {
     "salesask": "syncd.simulators.salesask",
     "leadsquared": "syncd.simulators.leadsquared",
     "ysuite": "syncd.simulators.ysuite",
+    "apptoto": "syncd.simulators.apptoto",
+    "salesloft": "syncd.simulators.salesloft",
 }
 """Vendor kind -> module path, imported lazily by the command line."""
