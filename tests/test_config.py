@@ -683,8 +683,10 @@ def test_the_example_config_loads() -> None:
         "salesask",
         "leadsquared",
         "ysuite",
+        "apptoto",
+        "salesloft",
     }
-    assert len(config.routes) == 4
+    assert len(config.routes) == 6
     missing = check_config(example, {})
     assert missing == [
         "calendars.team.url: environment variable TEAM_FEED_URL is not set",
@@ -693,6 +695,8 @@ def test_the_example_config_loads() -> None:
         "vendors.crm.secret_key: environment variable LSQ_SECRET_KEY is not set",
         "vendors.ysuite.access_key: environment variable YSUITE_ACCESS_KEY is not set",
         "vendors.ysuite.secret_key: environment variable YSUITE_SECRET_KEY is not set",
+        "vendors.reminders.api_key: environment variable APPTOTO_API_KEY is not set",
+        "vendors.meetings.api_key: environment variable SALESLOFT_API_KEY is not set",
     ]
 
 
@@ -703,6 +707,8 @@ EXAMPLE_ENV = {
     "LSQ_SECRET_KEY": "b",
     "YSUITE_ACCESS_KEY": "c",
     "YSUITE_SECRET_KEY": "d",
+    "APPTOTO_API_KEY": "e",
+    "SALESLOFT_API_KEY": "f",
 }
 
 
