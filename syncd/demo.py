@@ -216,6 +216,7 @@ SIMULATOR_CREDENTIALS = {
     "salesask": f"api_key: {sim.DEFAULT_KEY}; reps {', '.join(sim.DEFAULT_REPS)}",
     "leadsquared": "access_key: sim-access, secret_key: sim-secret; owner rep@example.com",
     "apptoto": "username: sim-user, api_key: sim-key; calendar_id 1",
+    "salesloft": "api_key: sim-key; user rep@example.com (guid u-1, calendar external_u-1)",
     "ysuite": "access_key: sim-access, secret_key: sim-secret; contact cstid 10, "
     "users {rep@example.com: 7}",
 }

@@ -26,12 +26,14 @@ from syncd.settings import (
     LeadSquaredVendor,
     RouteConfig,
     SalesAskVendor,
+    SalesloftOptions,
+    SalesloftVendor,
     VendorConfig,
     YSuiteOptions,
     YSuiteVendor,
 )
 from syncd.state import State
-from syncd.vendors import apptoto, leadsquared, salesask, ysuite
+from syncd.vendors import apptoto, leadsquared, salesask, salesloft, ysuite
 
 
 def calendar_adapter(
@@ -136,6 +138,24 @@ def _apptoto_headers(vendor: VendorConfig) -> dict[str, str]:
     return apptoto.client_headers(vendor.username, vendor.api_key.get_secret_value())
 
 
+def _salesloft(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: str) -> Adapter:
+    assert isinstance(vendor, SalesloftVendor)
+    options = vendor.parse_options(route.options)
+    assert isinstance(options, SalesloftOptions)
+    return salesloft.Salesloft(
+        http,
+        calendar_id=options.calendar_id,
+        user_guid=options.user_guid,
+        rep_email=(route.rep.email or "") if route.rep else "",
+        bulk_from=vendor.bulk_threshold,
+    )
+
+
+def _salesloft_headers(vendor: VendorConfig) -> dict[str, str]:
+    assert isinstance(vendor, SalesloftVendor)
+    return salesloft.client_headers(vendor.api_key.get_secret_value())
+
+
 def _key_pair_headers(
     module: Callable[[str, str], dict[str, str]],
 ) -> Callable[[VendorConfig], dict[str, str]]:
@@ -154,6 +174,7 @@ VENDORS: dict[str, tuple[HeaderFactory, AdapterFactory]] = {
     "leadsquared": (_key_pair_headers(leadsquared.client_headers), _leadsquared),
     "ysuite": (_key_pair_headers(ysuite.client_headers), _ysuite),
     "apptoto": (_apptoto_headers, _apptoto),
+    "salesloft": (_salesloft_headers, _salesloft),
 }
 """kind -> (the account's request headers, the adapter of one route)."""
 

@@ -285,8 +285,8 @@ def test_calendar_kind_lists_the_valid_kinds(tmp_path: Path, kind: str, message:
 def test_vendor_kind_lists_the_valid_kinds(tmp_path: Path) -> None:
     text = MINIMAL.replace("kind: salesask", "kind: hubspot")
     assert problems(tmp_path, text) == [
-        "vendors.salesask.kind: unknown kind 'hubspot'; valid kinds: salesask, leadsquared, ysuite, "
-        "apptoto, salesloft"
+        "vendors.salesask.kind: unknown kind 'hubspot'; valid kinds: salesask, leadsquared, "
+        "ysuite, apptoto, salesloft"
     ]
 
 
