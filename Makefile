@@ -40,6 +40,7 @@ soak: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/first_sync.py
 	$(BIN)/python bench/vendor_rates.py
+	$(BIN)/python bench/vendor_first_sync.py
 
 clean:
 	rm -rf $(VENV) syncd-demo bench/.work
