@@ -128,7 +128,30 @@ def _check(path: Path) -> int:
         f"{path}: OK ({len(config.calendars)} calendars, {len(config.vendors)} vendors, "
         f"{len(config.routes)} routes)"
     )
+    for warning in _changes_vendors_cannot_follow(config):
+        print(f"warning: {warning}", file=sys.stderr)
     return OK
+
+
+def _changes_vendors_cannot_follow(config: Config) -> list[str]:
+    """What the state shows a route synced with that its vendor cannot change now:
+    Apptoto cannot move events between calendars."""
+    if not config.state.exists():
+        return []
+    warnings = []
+    with closing(State(config.state, read_only=True)) as state:
+        for name, route in config.routes.items():
+            before = state.settings_of(name)
+            if config.vendors[route.vendor].kind != "apptoto" or not before:
+                continue
+            old, new = before["options"].get("calendar_id"), route.options.get("calendar_id")
+            if before["vendor_kind"] == "apptoto" and old is not None and old != new:
+                warnings.append(
+                    f"routes.{name}.options.calendar_id: Apptoto cannot move events between "
+                    f"calendars; the events synced so far stay in calendar {old}, new ones go "
+                    f"to {new}"
+                )
+    return warnings
 
 
 def _route_names(config: Config, asked: Sequence[str]) -> list[str]:

@@ -205,6 +205,12 @@ def runners(
         zone = config.calendars[route.calendar].timezone
         adapter = VENDORS[vendor.kind][1](funnels[route.vendor], vendor, route, zone)
         result[name] = RouteRunner(
-            name, route, route.calendar, calendars[route.calendar], adapter, state
+            name,
+            route,
+            route.calendar,
+            calendars[route.calendar],
+            adapter,
+            state,
+            vendor_kind=vendor.kind,
         )
     return result

@@ -65,6 +65,7 @@ class RouteRunner:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set: no new ops
+    vendor_kind: str = ""  # recorded with the route's options after each run
     _last_window: Window = field(init=False, repr=False)
 
     @property
@@ -88,6 +89,8 @@ class RouteRunner:
         previous = self.state.finish_run(
             run_id, self.route_id, report.outcome, report.counts, report.error
         )
+        if report.outcome != "failed":
+            self.state.remember_settings(self.route_id, self.vendor_kind, dict(self.route.options))
         _log_run(report, previous, time.monotonic() - started)
         return report
 

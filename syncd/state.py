@@ -145,6 +145,15 @@ def m001_initial(db: sqlite_utils.Database) -> None:
     _create_views(db)
 
 
+@migrations()
+def m002_route_settings(db: sqlite_utils.Database) -> None:
+    """What each route last synced with (its vendor kind and options), so `check-config`
+    can warn about changes a vendor cannot follow (Apptoto cannot move events)."""
+    db.table("route_settings").create(
+        {"route": str, "vendor_kind": str, "options": str, "recorded_at": str}, pk="route"
+    )
+
+
 def _create_views(db: sqlite_utils.Database) -> None:
     db.create_view(
         "route_status",
@@ -506,6 +515,24 @@ class State:
         }
         self.db.table("route_health").upsert(health, pk="route")
         return str(old["state"])
+
+    def remember_settings(self, route: str, vendor_kind: str, options: dict[str, Any]) -> None:
+        """Record what the route just synced with."""
+        row = {
+            "route": route,
+            "vendor_kind": vendor_kind,
+            "recorded_at": utc_now(),
+            "options": json.dumps(options, sort_keys=True, default=str),
+        }
+        with self.db.atomic():
+            self.db.table("route_settings").upsert(row, pk="route")
+
+    def settings_of(self, route: str) -> dict[str, Any] | None:
+        """What the route last synced with: {"vendor_kind", "options"}, or None."""
+        rows = self._rows("SELECT * FROM route_settings WHERE route = ?", [route])
+        if not rows:
+            return None
+        return {"vendor_kind": rows[0]["vendor_kind"], "options": json.loads(rows[0]["options"])}
 
     def status(self) -> list[dict[str, Any]]:
         """One row per route from the `route_status` view."""

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
-from syncd.cli import OK
+from syncd.cli import OK, main
 from syncd.simulators import apptoto as sim
 from tests.builders import Vevent, calendar, day, run, utc, write
 
@@ -110,3 +110,19 @@ async def test_cancelling_an_occurrence_soft_deletes_it_at_apptoto(tmp_path: Pat
         assert second not in live(simulator)
         assert simulator.event(second).is_deleted
         assert len(live(simulator)) == 4
+
+
+async def test_check_config_warns_when_a_route_moves_to_another_calendar(tmp_path, capsys):
+    async with served() as (_, base_url):
+        write(tmp_path, "calendar.ics", calendar(*events()))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url))
+        assert await run(config_path) == OK
+    moved = config_text(base_url).replace(f"calendar_id: {sim.CALENDAR_ID}", "calendar_id: 99")
+    write(tmp_path, "config.yaml", moved)
+    capsys.readouterr()
+
+    assert main(["-c", str(config_path), "check-config"]) == OK
+
+    err = capsys.readouterr().err
+    assert "routes.r.options.calendar_id: Apptoto cannot move events between calendars" in err
+    assert f"stay in calendar {sim.CALENDAR_ID}, new ones go to 99" in err
