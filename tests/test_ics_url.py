@@ -65,6 +65,7 @@ async def test_an_unchanged_feed_answers_304_and_lists_the_same(served):
     assert keys(first) == keys(second) == ["VEVENT:a:-", "VEVENT:b:-"]
     assert "If-None-Match" not in feed.asked[0]
     assert feed.asked[1]["If-None-Match"] == '"v1"'
+    assert adapter.expansions.parses == 1  # a 304 costs no parse
 
 
 async def test_a_changed_feed_is_read_again(served):

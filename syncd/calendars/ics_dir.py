@@ -20,7 +20,8 @@ import icalendar
 
 from syncd.adapter import Caps
 from syncd.calendars.base import Listed
-from syncd.calendars.local import as_listing, find, parse_file, write_atomically
+from syncd.calendars.local import as_listing, find, parse_file, read_bytes, write_atomically
+from syncd.calendars.reuse import Expansions
 from syncd.errors import Gone, Malformed, Rejected
 from syncd.ical import Limits, parse_for_rewrite
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
@@ -41,6 +42,10 @@ class IcsDir(Listed):
     caps = Caps()
 
     _files: dict[str, Path] = field(default_factory=dict, repr=False)  # UID -> its file
+    expansions: Expansions = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.expansions = Expansions(self.calendar_id, self.timezone, self.limits)
 
     async def list(self, window: Window) -> Listing:
         """Every event of every file. A file that cannot be read is a problem, and makes
@@ -48,6 +53,8 @@ class IcsDir(Listed):
         if not self.path.is_dir():
             raise Malformed(f"{self.calendar_id}: {self.path} is not a folder")
         files = sorted(self.path.glob("*.ics"))
+        for gone in set(self.expansions.kept) - {file.name for file in files}:
+            del self.expansions.kept[gone]
         results = [await self._read(file, window) for file in files]
         records = tuple(r for listing in results for r in listing.records)
         problems = tuple(p for listing in results for p in listing.problems)
@@ -56,14 +63,15 @@ class IcsDir(Listed):
 
     async def _read(self, file: Path, window: Window) -> Listing:
         try:
-            expansion = await parse_file(file, self.calendar_id, window, self.timezone, self.limits)
+            data = await read_bytes(file, self.calendar_id)
+            listing = await self.expansions.listing(file.name, data, window)
         except Malformed as exc:
             key = OccurrenceKey(self.calendar_id, file.stem).text
             return Listing((), (Problem(key, str(exc)),), complete=False)
-        for record in expansion.records:
+        for record in listing.records:
             # vdir file names are hrefs, often but not always the UID: remember which
             self._files[OccurrenceKey.parse(self.calendar_id, record.key).uid] = file
-        return as_listing(expansion)
+        return listing
 
     async def create(self, key: str, event: Event) -> Record:
         """Write a new single event as `<uid>.ics` (or over the file syncd wrote for it

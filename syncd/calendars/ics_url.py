@@ -9,17 +9,16 @@ feed's absence is confirmed by a second listing (`absence="relist"`): feeds glit
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 
 import aiohttp
 
 from syncd.adapter import Caps
 from syncd.calendars.base import ReadOnly
-from syncd.calendars.local import as_listing
+from syncd.calendars.reuse import Expansions
 from syncd.errors import Malformed, Unavailable
 from syncd.http import USER_AGENT, Response, raise_for_status
-from syncd.ical import Limits, read_calendar
+from syncd.ical import Limits
 from syncd.model import Listing, Window
 
 CHUNK = 64 * 1024
@@ -49,27 +48,21 @@ class IcsUrl(ReadOnly):
     caps = Caps(writable=False, deletable=False, absence="relist")
     kind = "ics_url"
     cache: FeedCache = field(default_factory=FeedCache, repr=False)
+    expansions: Expansions = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.expansions = Expansions(self.calendar_id, self.timezone, self.limits)
 
     async def list(self, window: Window) -> Listing:
         """Fetch (conditionally) and expand the feed."""
         body = await self._fetch()
-        try:
-            expansion = await asyncio.to_thread(
-                read_calendar,
-                body,
-                calendar=self.calendar_id,
-                window=window,
-                default_tz=self.timezone,
-                limits=self.limits,
-            )
-        except Malformed as exc:
-            raise Malformed(f"{self.calendar_id}: feed: {exc}") from exc
-        return self.remember(as_listing(expansion))
+        return self.remember(await self.expansions.listing("feed", body, window))
 
     def forget_validators(self) -> None:
         """Drop the last ETag, Last-Modified and body: the next fetch is unconditional
         (a full resync, SIGUSR2)."""
         self.cache = FeedCache()
+        self.expansions.forget()
 
     async def _fetch(self) -> bytes:
         where = f"{self.calendar_id}: GET feed"

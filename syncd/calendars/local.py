@@ -24,6 +24,20 @@ async def parse_file(
     return await asyncio.to_thread(_parse_file, path, calendar, window, tz, limits)
 
 
+async def read_bytes(path: Path, calendar: str) -> bytes:
+    """A file's bytes, read in a worker thread; a missing file is `Malformed`."""
+    return await asyncio.to_thread(_read_bytes, path, calendar)
+
+
+def _read_bytes(path: Path, calendar: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError as exc:
+        raise Malformed(f"{calendar}: {path.name} does not exist") from exc
+    except OSError as exc:
+        raise Unavailable(f"{calendar}: cannot read {path.name}: {exc.strerror}") from exc
+
+
 def _parse_file(
     path: Path,
     calendar: str,
@@ -31,12 +45,7 @@ def _parse_file(
     tz: str,
     limits: Limits,
 ) -> Expansion:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError as exc:
-        raise Malformed(f"{calendar}: {path.name} does not exist") from exc
-    except OSError as exc:
-        raise Unavailable(f"{calendar}: cannot read {path.name}: {exc.strerror}") from exc
+    data = _read_bytes(path, calendar)
     try:
         return read_calendar(data, calendar=calendar, window=window, default_tz=tz, limits=limits)
     except Malformed as exc:
