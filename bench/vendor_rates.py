@@ -16,19 +16,12 @@ import argparse
 import asyncio
 import importlib
 import tempfile
-import time
-from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
-
-from syncd import registry
-from syncd.config import load_config
-from syncd.state import State
+from benchlib import timed_run
 
 REP = "rep@example.com"
 
@@ -99,17 +92,6 @@ routes:
 """
 
 
-def status_counter() -> tuple[aiohttp.TraceConfig, Counter[int]]:
-    statuses: Counter[int] = Counter()
-
-    async def on_end(session: Any, context: SimpleNamespace, params: Any) -> None:
-        statuses[params.response.status] += 1
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_end.append(on_end)
-    return trace, statuses
-
-
 async def measure(case: Case, events: int, folder: Path) -> dict[str, float]:
     module = importlib.import_module(f"syncd.simulators.{case.kind}")
     simulator = module.default()
@@ -125,15 +107,7 @@ async def measure(case: Case, events: int, folder: Path) -> dict[str, float]:
 
 
 async def timed_sync(path: Path, simulator: Any) -> dict[str, float]:
-    settings = load_config(path)
-    state = State(settings.state)
-    trace, statuses = status_counter()
-    async with aiohttp.ClientSession(trace_configs=[trace]) as session:
-        [route] = registry.runners(settings, state, session, ["r"]).values()
-        started = time.perf_counter()
-        report = await route.run()
-        seconds = time.perf_counter() - started
-    state.close()
+    report, seconds, statuses = await timed_run(path)
     return {
         "seconds": seconds,
         "requests": sum(statuses.values()),
