@@ -3,11 +3,15 @@ the kept listing; new bytes or a window beyond it parse again."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
 
 from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.reuse import SLACK, Expansions
-from syncd.model import Window
+from syncd.errors import Malformed
+from syncd.model import Listing, Problem, Record, Window
 from tests.builders import Vevent, calendar, day, write
 
 WINDOW = Window(day(-1), day(30))
@@ -46,3 +50,144 @@ async def test_an_unchanged_ics_file_costs_a_read_not_a_parse(tmp_path):
     write(tmp_path, "cal.ics", calendar(Vevent("a", "Call", day(1))))
     assert [r.key for r in (await adapter.list(WINDOW)).records] == ["VEVENT:a:-"]
     assert adapter.expansions.parses == 2
+
+
+# --- block level: only the UID groups whose blocks changed are parsed again -----------
+
+OFFICE = [
+    "BEGIN:VTIMEZONE",
+    "TZID:Office Time",
+    "BEGIN:STANDARD",
+    "DTSTART:19700101T000000",
+    "TZOFFSETFROM:+0300",
+    "TZOFFSETTO:+0300",
+    "END:STANDARD",
+    "END:VTIMEZONE",
+]
+
+
+def _local(uid: str, offset: int, title: str, extra: tuple[str, ...] = ()) -> str:
+    start = day(offset).strftime("%Y%m%dT%H%M%S")
+    lines = ["BEGIN:VEVENT", f"UID:{uid}", "DTSTAMP:20260101T000000Z"]
+    lines += [f"DTSTART;TZID=Office Time:{start}", "DURATION:PT1H", f"SUMMARY:{title}", *extra]
+    return "\r\n".join([*lines, "END:VEVENT"])
+
+
+def _override(uid: str, week: int, title: str) -> str:
+    original = day(week * 7).strftime("%Y%m%dT%H%M%S")
+    return _local(uid, week * 7, title, (f"RECURRENCE-ID;TZID=Office Time:{original}",))
+
+
+def _body(events: list[str], zone: list[str] = OFFICE, stamp: str = "20260101T000000Z") -> bytes:
+    text = "\r\n".join(
+        [
+            "BEGIN:VCALENDAR",
+            "VERSION:2.0",
+            "PRODID:-//tests//EN",
+            *zone,
+            *events,
+            "END:VCALENDAR",
+            "",
+        ]
+    )
+    return text.replace("DTSTAMP:20260101T000000Z", f"DTSTAMP:{stamp}").encode()
+
+
+def _events() -> list[str]:
+    singles = [Vevent(f"u{n}", f"Meeting {n}", day(n % 20)).text() for n in range(12)]
+    local = [_local(f"z{n}", n, f"Local {n}") for n in range(3)]
+    series = [_local("s1", 0, "Weekly", ("RRULE:FREQ=WEEKLY",)), _override("s1", 1, "Moved once")]
+    return [*singles, *local, *series]
+
+
+async def _whole(data: bytes) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
+    listing = await Expansions("cal").listing("feed", data, WINDOW)
+    return listing.records, listing.problems
+
+
+def _by_key(listing: Listing) -> dict[str, Record]:
+    return {record.key: record for record in listing.records}
+
+
+async def test_one_changed_event_of_many_parses_one_group_and_reuses_the_others():
+    expansions = Expansions("cal")
+    events = _events()
+    first = await expansions.listing("feed", _body(events), WINDOW)
+    assert expansions.groups_parsed == 16
+    events[3] = Vevent("u3", "Meeting 3, moved", day(9)).text()
+    second = await expansions.listing("feed", _body(events), WINDOW)
+    assert expansions.groups_parsed == 17 and expansions.whole_parses == 1
+    before, after = _by_key(first), _by_key(second)
+    assert after["VEVENT:u3:-"].event.title == "Meeting 3, moved"
+    assert all(
+        after[key] is record for key, record in before.items() if not key.startswith("VEVENT:u3:")
+    )
+    assert (second.records, second.problems) == await _whole(_body(events))
+
+
+async def test_a_dtstamp_only_change_parses_nothing():
+    expansions = Expansions("cal")
+    first = await expansions.listing("feed", _body(_events()), WINDOW)
+    again = await expansions.listing("feed", _body(_events(), stamp="20260707T070707Z"), WINDOW)
+    assert (expansions.whole_parses, expansions.groups_parsed) == (1, 16)
+    assert again.records == first.records
+
+
+async def test_an_override_added_to_a_series_re_parses_that_series_only():
+    expansions = Expansions("cal")
+    events = _events()
+    await expansions.listing("feed", _body(events), WINDOW)
+    events.append(_override("s1", 2, "Moved twice"))
+    listing = await expansions.listing("feed", _body(events), WINDOW)
+    assert expansions.groups_parsed == 17
+    titles = {r.event.title for r in listing.records if r.key.startswith("VEVENT:s1:")}
+    assert {"Weekly", "Moved once", "Moved twice"} <= titles
+    assert (listing.records, listing.problems) == await _whole(_body(events))
+
+
+async def test_a_changed_vtimezone_re_expands_every_event_that_uses_it_and_no_other():
+    expansions = Expansions("cal")
+    events = _events()
+    first = await expansions.listing("feed", _body(events), WINDOW)
+    moved = [line.replace("+0300", "+0100") for line in OFFICE]
+    second = await expansions.listing("feed", _body(events, moved), WINDOW)
+    assert expansions.groups_parsed == 16 + 4  # z0, z1, z2 and the series s1
+    before, after = _by_key(first), _by_key(second)
+    start, later = before["VEVENT:z1:-"].event.start, after["VEVENT:z1:-"].event.start
+    assert isinstance(start, datetime) and isinstance(later, datetime)
+    assert later - start == timedelta(hours=2)  # +03:00 became +01:00
+    assert all(after[f"VEVENT:u{n}:-"] is before[f"VEVENT:u{n}:-"] for n in range(12))
+    assert (second.records, second.problems) == await _whole(_body(events, moved))
+
+
+async def test_a_truncated_body_still_fails_the_whole_listing():
+    expansions = Expansions("cal")
+    data = _body(_events())
+    await expansions.listing("feed", data, WINDOW)
+    with pytest.raises(Malformed, match="truncated"):
+        await expansions.listing("feed", data.removesuffix(b"END:VCALENDAR\r\n"), WINDOW)
+    with pytest.raises(Malformed):
+        await expansions.listing("feed", b"<html>login</html>", WINDOW)
+
+
+async def test_part_wise_listings_equal_whole_ones_after_several_kinds_of_edits():
+    expansions = Expansions("cal")
+    events = _events()
+    await expansions.listing("feed", _body(events), WINDOW)
+    edits: list[Callable[[list[str]], object]] = [
+        lambda e: e.__setitem__(0, Vevent("u0", "Renamed", day(0)).text()),  # a summary
+        lambda e: e.pop(5),  # an event deleted
+        lambda e: e.append(Vevent("new", "Added", day(4)).text()),  # an event added
+        lambda e: e.append(_override("s1", 3, "Third")),  # an override added
+        lambda e: e.__setitem__(-2, _override("s1", 1, "Moved again")),  # an override edited
+        lambda e: e.append(
+            "BEGIN:VEVENT\r\nUID:bad\r\nSUMMARY:no start\r\nEND:VEVENT"
+        ),  # a problem
+        lambda e: e.insert(2, Vevent("u1", "Same uid, second block", day(6)).text()),
+    ]
+    for edit in edits:
+        edit(events)
+        listing = await expansions.listing("feed", _body(events), WINDOW)
+        assert (listing.records, listing.problems) == await _whole(_body(events))
+    assert expansions.whole_parses == 1
+    assert any(p.key == "VEVENT:bad:-" for p in listing.problems)

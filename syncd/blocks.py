@@ -1,0 +1,277 @@
+"""Top-level component blocks of an iCalendar body, hashed so unchanged input is skipped.
+
+Pure, no I/O. `split` cuts a body into its VCALENDARs, each with its own properties
+(the header: VERSION, CALSCALE, X-WR-TIMEZONE, ...) and its top-level component blocks,
+on the raw text: only BEGIN/END lines at depth 1 open and close a block, so a nested
+VALARM stays inside its VEVENT, and folded lines stay with the line they continue.
+The original bytes of every line are kept, so a block can be handed to the parser as
+it came.
+
+`groups` puts the VEVENTs of one UID together (a series' master and its overrides are
+expanded together, so an override that changes re-expands its series) and gives each
+group an effective digest: its own blocks, the VTIMEZONEs its TZID= parameters name,
+and the calendar header. Lines in `VOLATILE` are left out of every digest.
+
+Whatever `split` cannot read plainly (no BEGIN:VCALENDAR first, BEGIN/END that do not
+nest, a missing END:VCALENDAR, lines outside any VCALENDAR) gives None: the caller then
+parses the body whole, which raises `Malformed` where it should.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+
+__all__ = ["VOLATILE", "Block", "Group", "VCalendar", "body", "groups", "split", "zones"]
+
+VOLATILE = ("DTSTAMP", "PRODID", "CREATED")
+"""Properties a feed may re-stamp on every download (vdirsyncer's ignore-list idea) and
+that no record reads. LAST-MODIFIED is not here: records carry it for stale-write guards."""
+
+_VOLATILE_HEADS = tuple(name.encode() for name in VOLATILE)
+_LINE_ENDS = re.compile(rb"\r\n|\n|\r")
+_UNESCAPE = re.compile(r"\\([\\;,nN])")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One top-level component: its name, raw lines (no line ends) and what it names."""
+
+    name: str  # VEVENT, VTIMEZONE, VTODO, ... (upper case)
+    lines: tuple[bytes, ...]
+    key: str  # the UID of a VEVENT (unescaped, as the parser reads it), a VTIMEZONE's TZID
+    tzids: frozenset[str]  # the TZID= parameters of its lines
+    digest: str  # SHA-256 of its unfolded lines without the VOLATILE ones
+
+
+@dataclass(frozen=True)
+class VCalendar:
+    """One VCALENDAR: its own property lines, their digest, and its component blocks."""
+
+    header: tuple[bytes, ...]
+    header_digest: str
+    blocks: tuple[Block, ...]
+
+
+@dataclass(frozen=True)
+class Group:
+    """The VEVENT blocks of one UID, with the digest that says whether to parse again."""
+
+    uid: str
+    blocks: tuple[int, ...]  # indices into VCalendar.blocks, in document order
+    tzids: frozenset[str]
+    digest: str  # own blocks + the VTIMEZONEs they use + the calendar header
+
+
+def _logical(data: bytes) -> Iterator[tuple[bytes, list[bytes]]]:
+    """(unfolded line, its physical lines) for each content line of the body."""
+    unfolded: bytes | None = None
+    physical: list[bytes] = []
+    for line in _LINE_ENDS.split(data):
+        if line[:1] in (b" ", b"\t") and unfolded is not None:
+            unfolded += line[1:]
+            physical.append(line)
+            continue
+        if unfolded is not None:
+            yield unfolded, physical
+        unfolded, physical = line, [line]
+    if unfolded is not None:
+        yield unfolded, physical
+
+
+def _text(line: bytes) -> str:
+    return line.decode("utf-8", errors="replace")
+
+
+def _parts(line: str) -> tuple[str, list[tuple[str, str]], str]:
+    """(NAME, [(PARAM, value)], value) of one unfolded content line; quotes respected."""
+    quoted = False
+    for index, char in enumerate(line):
+        if char == '"':
+            quoted = not quoted
+        elif char == ":" and not quoted:
+            head, value = line[:index], line[index + 1 :]
+            break
+    else:
+        head, value = line, ""
+    name, *params = _split_params(head)
+    pairs = []
+    for param in params:
+        key, _, raw = param.partition("=")
+        pairs.append((key.strip().upper(), raw.strip().strip('"')))
+    return name.strip().upper(), pairs, value
+
+
+def _split_params(head: str) -> list[str]:
+    pieces, quoted, start = [], False, 0
+    for index, char in enumerate(head):
+        if char == '"':
+            quoted = not quoted
+        elif char == ";" and not quoted:
+            pieces.append(head[start:index])
+            start = index + 1
+    pieces.append(head[start:])
+    return pieces
+
+
+def _marker(line: bytes) -> tuple[str, str]:
+    """("BEGIN" or "END", NAME) for a component boundary, else ("", "")."""
+    head, colon, rest = line.partition(b":")
+    name = head.strip().upper()
+    if colon and name in (b"BEGIN", b"END"):
+        return name.decode(), _text(rest).strip().upper()
+    return "", ""
+
+
+def _volatile(line: bytes) -> bool:
+    if not line[:12].upper().startswith(_VOLATILE_HEADS):
+        return False  # the cheap test first: most lines are not volatile
+    return _parts(_text(line))[0] in VOLATILE
+
+
+def _digest(lines: list[bytes]) -> str:
+    kept = (line for line in lines if not _volatile(line))
+    return hashlib.sha256(b"\n".join(kept)).hexdigest()
+
+
+def _block(name: str, entries: list[tuple[bytes, list[bytes]]]) -> Block:
+    wanted = "UID" if name == "VEVENT" else "TZID" if name == "VTIMEZONE" else ""
+    key, depth = "", 0
+    tzids: set[str] = set()
+    for unfolded, _ in entries:
+        marker = _marker(unfolded)[0]
+        depth += (marker == "BEGIN") - (marker == "END")
+        head = unfolded[:12].upper()
+        if b"TZID=" not in unfolded.upper() and not (wanted and head.startswith(wanted.encode())):
+            continue
+        prop, params, value = _parts(_text(unfolded))
+        tzids.update(raw for param, raw in params if param == "TZID")
+        if depth == 1 and wanted and prop == wanted and not key:
+            # The parser reads the UID as TEXT (RFC 5545 3.3.11), the TZID as it is.
+            key = _UNESCAPE.sub(_unescaped, value) if wanted == "UID" else value.strip()
+    return Block(
+        name=name,
+        lines=tuple(line for _, physical in entries for line in physical),
+        key=key,
+        tzids=frozenset(tzids),
+        digest=_digest([unfolded for unfolded, _ in entries]),
+    )
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    char = match.group(1)
+    return "\n" if char in "nN" else char
+
+
+class _Splitter:
+    """The state of one pass over a body: the open components and what is collected."""
+
+    def __init__(self) -> None:
+        self.calendars: list[VCalendar] = []
+        self.header: list[tuple[bytes, list[bytes]]] = []
+        self.blocks: list[Block] = []
+        self.current: list[tuple[bytes, list[bytes]]] = []
+        self.path: list[str] = []
+
+    def outside(self, unfolded: bytes, marker: tuple[str, str]) -> bool:
+        """A line between calendars: a blank, or the BEGIN of the next; else not plain."""
+        if not unfolded.strip(b" \t\x00"):
+            return True
+        if marker != ("BEGIN", "VCALENDAR"):
+            return False
+        self.path, self.header, self.blocks = ["VCALENDAR"], [], []
+        return True
+
+    def calendar_line(self, unfolded: bytes, physical: list[bytes], marker: str) -> bool:
+        if marker != "END":
+            self.header.append((unfolded, physical))
+            return True
+        self.path.pop()
+        digest = _digest([line for line, _ in self.header])
+        lines = tuple(line for _, each in self.header for line in each)
+        self.calendars.append(VCalendar(lines, digest, tuple(self.blocks)))
+        return True
+
+    def line(self, unfolded: bytes, physical: list[bytes]) -> bool:
+        """File one content line; False when the body is not plainly well-formed."""
+        marker, name = _marker(unfolded)
+        if not self.path:
+            return self.outside(unfolded, (marker, name))
+        if marker == "BEGIN":
+            self.path.append(name)
+        if len(self.path) == 1:
+            if marker == "END" and name != "VCALENDAR":
+                return False
+            return self.calendar_line(unfolded, physical, marker)
+        if len(self.path) == 2 and marker == "BEGIN":
+            self.current = []
+        self.current.append((unfolded, physical))
+        if marker == "END":
+            if self.path[-1] != name:
+                return False
+            self.path.pop()
+            if len(self.path) == 1:
+                self.blocks.append(_block(name, self.current))
+        return True
+
+
+def split(data: bytes) -> list[VCalendar] | None:
+    """The VCALENDARs of a body, or None when it is not plainly a whole calendar."""
+    splitter = _Splitter()
+    for unfolded, physical in _logical(data.removeprefix(b"\xef\xbb\xbf")):
+        if not splitter.line(unfolded, physical):
+            return None
+    if splitter.path or not splitter.calendars:
+        return None  # truncated (no END:VCALENDAR) or empty
+    return splitter.calendars
+
+
+def zones(calendar: VCalendar) -> dict[str, str]:
+    """The digest of each TZID's VTIMEZONE block(s), in document order."""
+    found: dict[str, list[str]] = {}
+    for block in calendar.blocks:
+        if block.name == "VTIMEZONE":
+            found.setdefault(block.key, []).append(block.digest)
+    return {tzid: _combine(digests) for tzid, digests in found.items()}
+
+
+def _combine(parts: list[str]) -> str:
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def groups(calendar: VCalendar) -> dict[str, Group] | None:
+    """The VEVENT blocks grouped by UID with their effective digests.
+
+    None when a VEVENT has no usable UID: the parser gives it a synthetic one from its
+    content, which no raw-text group can match, so such a body is parsed whole.
+    """
+    members: dict[str, list[int]] = {}
+    for index, block in enumerate(calendar.blocks):
+        if block.name != "VEVENT":
+            continue
+        if not block.key.strip():
+            return None
+        members.setdefault(block.key, []).append(index)
+    timezones = zones(calendar)
+    found: dict[str, Group] = {}
+    for uid, indices in members.items():
+        tzids = frozenset().union(*(calendar.blocks[i].tzids for i in indices))
+        parts = [calendar.blocks[i].digest for i in indices]
+        parts += [f"{tzid}={timezones.get(tzid, '-')}" for tzid in sorted(tzids)]
+        parts.append(calendar.header_digest)
+        found[uid] = Group(uid, tuple(indices), tzids, _combine(parts))
+    return found
+
+
+def body(calendar: VCalendar, chosen: Collection[Group]) -> bytes:
+    """A small VCALENDAR: the header, the VTIMEZONEs the groups use, the groups' blocks."""
+    tzids = frozenset().union(*(group.tzids for group in chosen))
+    indices = {index for group in chosen for index in group.blocks}
+    lines = [b"BEGIN:VCALENDAR", *calendar.header]
+    for index, block in enumerate(calendar.blocks):
+        if index in indices or (block.name == "VTIMEZONE" and block.key in tzids):
+            lines.extend(block.lines)
+    lines += [b"END:VCALENDAR", b""]
+    return b"\r\n".join(lines)

@@ -1,0 +1,146 @@
+"""Splitting a body into top-level blocks on the raw text, and hashing them without the
+lines a feed re-stamps on every download."""
+
+from __future__ import annotations
+
+from syncd import blocks
+
+EVENT = [
+    "BEGIN:VEVENT",
+    "UID:a@test",
+    "DTSTAMP:20260101T000000Z",
+    "DTSTART;TZID=Office Time:20260301T090000",
+    "SUMMARY:Call",
+    "DESCRIPTION:a long text that is fol",
+    " ded over two lines",
+    "BEGIN:VALARM",
+    "TRIGGER:-PT15M",
+    "ACTION:DISPLAY",
+    "END:VALARM",
+    "END:VEVENT",
+]
+ZONE = [
+    "BEGIN:VTIMEZONE",
+    "TZID:Office Time",
+    "BEGIN:STANDARD",
+    "DTSTART:19700101T000000",
+    "TZOFFSETFROM:+0300",
+    "TZOFFSETTO:+0300",
+    "END:STANDARD",
+    "END:VTIMEZONE",
+]
+OTHER = ["BEGIN:VEVENT", "UID:b@test", "DTSTART:20260302T090000Z", "END:VEVENT"]
+
+
+def body(*parts: list[str], end: str = "\r\n", header: tuple[str, ...] = ()) -> bytes:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", *header]
+    lines += [line for part in parts for line in part] + ["END:VCALENDAR", ""]
+    return end.join(lines).encode()
+
+
+def one(data: bytes) -> blocks.VCalendar:
+    found = blocks.split(data)
+    assert found is not None and len(found) == 1
+    return found[0]
+
+
+def replaced(lines: list[str], old: str, new: str) -> list[str]:
+    return [new if line == old else line for line in lines]
+
+
+def test_blocks_are_cut_at_depth_one_and_a_valarm_stays_inside_its_vevent():
+    calendar = one(body(ZONE, EVENT, OTHER))
+    assert calendar.header == (b"VERSION:2.0",)
+    assert [(b.name, b.key) for b in calendar.blocks] == [
+        ("VTIMEZONE", "Office Time"),
+        ("VEVENT", "a@test"),
+        ("VEVENT", "b@test"),
+    ]
+    assert calendar.blocks[1].lines == tuple(line.encode() for line in EVENT)
+    assert calendar.blocks[1].tzids == {"Office Time"}
+
+
+def test_folded_lines_stay_with_their_line_and_a_folded_uid_is_read_unfolded():
+    folded = [
+        "BEGIN:VEVENT",
+        "UID:long-",
+        " uid\\,x@test",
+        "DTSTART:20260302T090000Z",
+        "END:VEVENT",
+    ]
+    calendar = one(body(folded))
+    assert calendar.blocks[0].key == "long-uid,x@test"  # unescaped, as the parser reads it
+    assert calendar.blocks[0].lines[2] == b" uid\\,x@test"
+
+
+def test_crlf_and_lf_bodies_split_and_hash_alike():
+    crlf, lf = one(body(ZONE, EVENT)), one(body(ZONE, EVENT, end="\n"))
+    assert [b.digest for b in crlf.blocks] == [b.digest for b in lf.blocks]
+    assert crlf.header_digest == lf.header_digest
+
+
+def test_several_vcalendars_each_keep_their_own_header_and_blocks():
+    data = body(EVENT, header=("X-WR-TIMEZONE:Europe/Berlin",)) + body(OTHER)
+    found = blocks.split(data)
+    assert found is not None
+    assert [c.header for c in found] == [
+        (b"VERSION:2.0", b"X-WR-TIMEZONE:Europe/Berlin"),
+        (b"VERSION:2.0",),
+    ]
+    assert [[b.key for b in c.blocks] for c in found] == [["a@test"], ["b@test"]]
+
+
+def test_what_is_not_plainly_a_whole_calendar_is_not_split():
+    whole = body(ZONE, EVENT)
+    assert blocks.split(whole.removesuffix(b"END:VCALENDAR\r\n")) is None  # truncated
+    assert blocks.split(whole[: len(whole) // 2]) is None
+    assert blocks.split(b"<html><body>log in</body></html>") is None
+    assert blocks.split(b"") is None
+    assert blocks.split(body(["BEGIN:VEVENT", "UID:x", "END:VTODO"])) is None
+    assert blocks.split(b"\xef\xbb\xbf" + whole) is not None
+
+
+def test_a_dtstamp_only_change_keeps_the_digest_and_a_summary_change_does_not():
+    before = one(body(EVENT)).blocks[0].digest
+    stamped = replaced(EVENT, "DTSTAMP:20260101T000000Z", "DTSTAMP:20260505T101010Z")
+    assert one(body(stamped)).blocks[0].digest == before
+    assert (
+        one(body(replaced(EVENT, "SUMMARY:Call", "SUMMARY:Call, moved"))).blocks[0].digest != before
+    )
+    modified = [*EVENT[:-1], "LAST-MODIFIED:20260101T000000Z", "END:VEVENT"]
+    assert one(body(modified)).blocks[0].digest != before  # stale-write guards read it
+
+
+def test_a_series_and_its_overrides_form_one_group_whose_digest_follows_its_timezone():
+    master = replaced(EVENT, "SUMMARY:Call", "RRULE:FREQ=WEEKLY")
+    override = replaced(EVENT, "SUMMARY:Call", "RECURRENCE-ID;TZID=Office Time:20260308T090000")
+    calendar = one(body(ZONE, master, OTHER, override))
+    found = blocks.groups(calendar)
+    assert found is not None
+    assert {uid: g.blocks for uid, g in found.items()} == {"a@test": (1, 3), "b@test": (2,)}
+    moved = one(
+        body(replaced(ZONE, "TZOFFSETTO:+0300", "TZOFFSETTO:+0400"), master, OTHER, override)
+    )
+    again = blocks.groups(moved)
+    assert again is not None
+    assert again["a@test"].digest != found["a@test"].digest
+    assert again["b@test"].digest == found["b@test"].digest
+    headed = blocks.groups(one(body(ZONE, master, OTHER, override, header=("CALSCALE:GREGORIAN",))))
+    assert headed is not None and headed["b@test"].digest != found["b@test"].digest
+
+
+def test_a_vevent_without_uid_makes_no_groups():
+    assert (
+        blocks.groups(one(body(["BEGIN:VEVENT", "DTSTART:20260302T090000Z", "END:VEVENT"]))) is None
+    )
+
+
+def test_the_small_body_holds_the_header_the_used_timezones_and_the_chosen_blocks():
+    calendar = one(body(ZONE, EVENT, OTHER))
+    found = blocks.groups(calendar)
+    assert found is not None
+    small = blocks.body(calendar, [found["a@test"]]).decode()
+    assert small.startswith("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nBEGIN:VTIMEZONE")
+    assert "UID:a@test" in small and "UID:b@test" not in small
+    assert small.endswith("END:VEVENT\r\nEND:VCALENDAR\r\n")
+    assert "VTIMEZONE" not in blocks.body(calendar, [found["b@test"]]).decode()
