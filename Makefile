@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/first_sync.py
 	$(BIN)/python bench/vendor_rates.py
 	$(BIN)/python bench/vendor_first_sync.py
+	$(BIN)/python bench/vs_vdirsyncer.py
 
 clean:
 	rm -rf $(VENV) syncd-demo bench/.work

@@ -36,6 +36,7 @@ from syncd.settings import RouteConfig
 from syncd.state import State
 
 log = logging.getLogger("syncd.runner")
+QUIET_FOR = 600.0  # seconds an unchanged route skips planning (see `_quiet_since`)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,8 @@ class RouteRunner:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set: no new ops
     vendor_kind: str = ""  # recorded with the route's options after each run
+    plans: int = field(default=0, init=False)  # how many times this runner planned
+    _quiet: tuple[Listing, Listing, int, float] | None = field(default=None, init=False, repr=False)
     _last_window: Window = field(init=False, repr=False)
 
     @property
@@ -97,19 +100,45 @@ class RouteRunner:
     async def _pass(self, *, dry_run: bool, release: bool) -> RunReport:
         window = Window.around(self.clock(), self.route.window.past, self.route.window.future)
         self._last_window = window
-        links = self.state.links(self.route_id)
         try:
             cal_listing, ven_listing = await self._list_both(window)
+            if not (dry_run or release) and self._quiet_since(cal_listing, ven_listing):
+                return RunReport(self.route_id, "ok")
+            links = self.state.links(self.route_id)
             inputs, problems = await self._inputs(window, cal_listing, ven_listing, links)
         except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing
             return RunReport(
                 self.route_id, "failed", error=failure_text(exc), retry_after=_pause(exc)
             )
         ops = plan_route(inputs)
+        self.plans += 1
         ops, held = self._guard(ops, len(links), release)
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
-        return await self._apply(ops, held, problems)
+        report = await self._apply(ops, held, problems)
+        quiet = not ops and not held and report.outcome == "ok"
+        self._quiet = (
+            (cal_listing, ven_listing, self.state.others_wrote(), time.monotonic())
+            if quiet
+            else None
+        )
+        return report
+
+    def _quiet_since(self, cal: Listing, ven: Listing) -> bool:
+        """Nothing can have changed: both listings are the very ones the last run planned
+        nothing from, no other process wrote the state since, and that plan is recent (the
+        window moves: occurrences entering its far end must not wait long). In the daemon
+        a kept listing is the same object until its source changes, so an unchanged route
+        costs a fetch or a hash, not a plan over every item."""
+        if self._quiet is None:
+            return False
+        last_cal, last_ven, version, when = self._quiet
+        return (
+            cal is last_cal
+            and ven is last_ven
+            and self.state.others_wrote() == version
+            and time.monotonic() - when < QUIET_FOR
+        )
 
     async def _list_both(self, window: Window) -> tuple[Listing, Listing]:
         cal, ven = await asyncio.gather(

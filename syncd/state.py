@@ -222,6 +222,11 @@ class State:
             self.db.execute("PRAGMA synchronous = NORMAL")
         migrations.apply(self.db)
 
+    def others_wrote(self) -> int:
+        """A number that changes whenever another connection commits (`data_version`):
+        another process synced, reset or released a route."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0])
+
     def close(self) -> None:
         """Close the connection (everything is already committed)."""
         self.db.close()
