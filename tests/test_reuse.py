@@ -191,3 +191,11 @@ async def test_part_wise_listings_equal_whole_ones_after_several_kinds_of_edits(
         assert (listing.records, listing.problems) == await _whole(_body(events))
     assert expansions.whole_parses == 1
     assert any(p.key == "VEVENT:bad:-" for p in listing.problems)
+
+
+async def test_a_dtstamp_only_change_returns_the_kept_listing_itself():
+    expansions = Expansions("cal")
+    first = await expansions.listing("feed", BODY, WINDOW)
+    restamped = BODY.replace(b"DTSTAMP:20260101T000000Z", b"DTSTAMP:20270101T000000Z")
+    assert restamped != BODY
+    assert await expansions.listing("feed", restamped, WINDOW) is first

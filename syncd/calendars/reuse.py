@@ -111,6 +111,10 @@ class Expansions:
         calendar, found = split
         old = kept.parts
         changed = [g for uid, g in found.items() if uid not in old or old[uid].digest != g.digest]
+        if not changed and found.keys() == old.keys():
+            # Only volatile lines changed (a feed that stamps DTSTAMP on every fetch): the
+            # kept listing itself, so a route that planned nothing from it stays quiet.
+            return kept.listing, old
         fresh = {g.uid for g in changed}
         parts = {uid: old[uid] for uid in found if uid not in fresh}
         if changed:
