@@ -69,6 +69,7 @@ class RouteRunner:
     vendor_kind: str = ""  # recorded with the route's options after each run
     plans: int = field(default=0, init=False)  # how many times this runner planned
     _quiet: tuple[Listing, Listing, int, float] | None = field(default=None, init=False, repr=False)
+    _views: Views = field(default_factory=lambda: Views(), init=False, repr=False)
     _last_window: Window = field(init=False, repr=False)
 
     @property
@@ -100,6 +101,7 @@ class RouteRunner:
     async def _pass(self, *, dry_run: bool, release: bool) -> RunReport:
         window = Window.around(self.clock(), self.route.window.past, self.route.window.future)
         self._last_window = window
+        self._views.next_run()
         try:
             cal_listing, ven_listing = await self._list_both(window)
             if not (dry_run or release) and self._quiet_since(cal_listing, ven_listing):
@@ -235,6 +237,9 @@ class RouteRunner:
 
     def calendar_item(self, record: Record, window: Window) -> Item | None:
         """The plan's view of a calendar record, or None when the route leaves it out."""
+        return self._views.view(record, window, self._calendar_item)
+
+    def _calendar_item(self, record: Record, window: Window) -> Item | None:
         event = routing.bind(record.event, self.route.rep)
         domain = routing.rep_domain(event.owner, self.route.rep)
         if routing.skip_reason(event, self.route.filter, domain):
@@ -253,6 +258,11 @@ class RouteRunner:
 
     def vendor_item(self, record: Record, window: Window) -> Item:
         """The plan's view of a vendor record."""
+        item = self._views.view(record, window, self._vendor_item)
+        assert item is not None
+        return item
+
+    def _vendor_item(self, record: Record, window: Window) -> Item:
         view = self.calendar.project(record.event)
         ours = (record.marker or record.key).startswith(f"{self.calendar_id}:")
         return Item(
@@ -403,6 +413,40 @@ def _held_row(op: Op) -> dict[str, str]:
         "case": op.case,
         "title": title,
     }
+
+
+class Views:
+    """The plan's view of each record, kept while the record is the very same object.
+
+    A kept listing hands the same record objects run after run, so an unchanged record
+    costs only its window check, not the route's rules, a projection and a fingerprint.
+    Views live for two runs: what the last run saw, and what this one has used."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, tuple[Record, Item | routing.NoOwner | None]] = {}
+        self.now: dict[int, tuple[Record, Item | routing.NoOwner | None]] = {}
+
+    def next_run(self) -> None:
+        """Forget what no run has used since the one before."""
+        self.last, self.now = self.now, {}
+
+    def view(
+        self, record: Record, window: Window, make: Callable[[Record, Window], Item | None]
+    ) -> Item | None:
+        """The kept view of `record` (its window flag brought up to date), or a new one."""
+        kept = self.now.get(id(record)) or self.last.get(id(record))
+        if kept is None or kept[0] is not record:
+            try:
+                kept = (record, make(record, window))
+            except routing.NoOwner as exc:
+                kept = (record, exc)
+        self.now[id(record)] = kept
+        seen = kept[1]
+        if isinstance(seen, routing.NoOwner):
+            raise seen
+        if seen is None or seen.in_window == record.in_window(window):
+            return seen
+        return replace(seen, in_window=not seen.in_window)
 
 
 def _pause(exc: AdapterError) -> float | None:

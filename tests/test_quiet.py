@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from syncd.model import Event
+from syncd.calendars.ics_file import IcsFile
+from syncd.model import Event, Record, Window
+from syncd.plan import Item
 from syncd.polled import Polled
 from syncd.runner import RouteRunner
 from syncd.settings import RouteConfig
 from syncd.simulators.memory import MemoryAdapter
 from syncd.state import State
+from tests.builders import Vevent, calendar, day, write
 
 NOW = datetime(2027, 3, 1, tzinfo=UTC)
 
@@ -59,3 +63,33 @@ async def test_another_process_writing_the_state_makes_the_route_plan_again(tmp_
     report = await runner.run()
 
     assert runner.plans == 3 and report.counts["adopted"] == 3  # re-adopted, not skipped
+
+
+async def test_a_changed_listing_reuses_the_views_of_the_records_that_did_not_change(tmp_path):
+    events = [Vevent(f"e{n}", f"Call {n}", day(1 + n)) for n in range(4)]
+    path = write(tmp_path, "calendar.ics", calendar(*events))
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
+    )
+    runner = RouteRunner(
+        "r", route, "cal", IcsFile("cal", path), MemoryAdapter(), State(tmp_path / "s.db")
+    )
+    await runner.run()
+    made: list[str] = []
+    original = runner._calendar_item
+
+    def counting(record: Record, window: Window) -> Item | None:
+        made.append(record.key)
+        return original(record, window)
+
+    runner._calendar_item = counting  # type: ignore[method-assign]
+    write(
+        tmp_path,
+        "calendar.ics",
+        calendar(replace(events[2], title="Moved"), *events[:2], events[3]),
+    )
+
+    report = await runner.run()
+
+    assert report.counts["updated"] == 1
+    assert made == ["VEVENT:e2:-"]  # only the changed event's view was made again
