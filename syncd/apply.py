@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from syncd.adapter import Adapter, BulkAdapter
 from syncd.errors import (
@@ -25,7 +25,15 @@ from syncd.errors import (
     Unavailable,
     VersionMismatch,
 )
-from syncd.model import Event, Link, OccurrenceKey, Record, changed_fields, event_snapshot
+from syncd.model import (
+    Event,
+    Link,
+    OccurrenceKey,
+    Record,
+    changed_fields,
+    event_snapshot,
+    vendor_key,
+)
 from syncd.plan import Item, Op
 from syncd.retry import RetryPolicy, with_retries
 from syncd.state import LinkRow, State
@@ -67,6 +75,13 @@ class Binding:
     calendar_item: Callable[[Record], Item | None]
     vendor_item: Callable[[Record], Item]
     fields: frozenset[str]
+    calendar_id: str = ""
+
+    def syncd_key(self, op: Op) -> str:
+        """The key syncd chooses for the op's occurrence: what a record carries as its
+        marker at a vendor that makes its own ids (never the vendor's id of an old
+        record, which a re-create after a vendor-side delete would otherwise carry)."""
+        return vendor_key(OccurrenceKey.parse(self.calendar_id, op.cal_key))
 
 
 class Applier:
@@ -218,7 +233,8 @@ class Applier:
         if once:
             self.state.intend_create(b.route_id, op.side, op.cal_key, op.vendor_key)
         if op.side == "vendor":
-            record = await self._call(lambda: b.vendor.create(op.vendor_key, event), once)
+            key = b.syncd_key(op) if once else op.vendor_key
+            record = await self._call(lambda: b.vendor.create(key, event), once)
             self._link(op, op.source, b.vendor_item(record), "created")
         else:
             record = await self._call(lambda: b.calendar.create(op.cal_key, event))
@@ -229,6 +245,8 @@ class Applier:
         assert op.source is not None and op.target is not None
         b, event, current = self.binding, op.source.record.event, op.target.record
         adapter = b.vendor if op.side == "vendor" else b.calendar
+        if op.side == "vendor" and adapter.caps.server_ids:
+            current = replace(current, marker=b.syncd_key(op))  # write our key back
         record = await self._call(lambda: adapter.update(current, event, op.changed))
         if op.side == "vendor":
             self._link(op, op.source, b.vendor_item(record))

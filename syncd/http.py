@@ -94,19 +94,25 @@ class SlidingWindow:
                 if used + cost <= self.size or used == 0:  # one call dearer than all still goes
                     self.in_flight += cost
                     return
-                wait = self.answered[0][0] + self.span - loop.time() if self.answered else None
+                # Never wait unbounded: a wake-up lost to a cancelled notifier costs a
+                # re-check, not a hang. `asyncio.timeout` (unlike `wait_for` on 3.11) lets a
+                # cancellation through with the condition's lock held as it should be.
+                wait = self.answered[0][0] + self.span - loop.time() if self.answered else 1.0
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), wait)
+                    async with asyncio.timeout(max(wait, 0.0)):
+                        await self.changed.wait()
 
     async def _give_back(self, cost: float, spent: Spent) -> None:
+        # The books first, with no await in between: a cancellation below cannot leak
+        # the place this call held.
+        now = asyncio.get_running_loop().time()
+        self.in_flight -= cost
+        self.answered.append((now, spent.cost))
+        if spent.remaining is not None:
+            others = self.size - self._used(now) - spent.remaining
+            if others > 0:  # the team spent this elsewhere in the window
+                self.answered.append((now, others))
         async with self.changed:
-            now = asyncio.get_running_loop().time()
-            self.in_flight -= cost
-            self.answered.append((now, spent.cost))
-            if spent.remaining is not None:
-                others = self.size - self._used(now) - spent.remaining
-                if others > 0:  # the team spent this elsewhere in the window
-                    self.answered.append((now, others))
             self.changed.notify_all()
 
 

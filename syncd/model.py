@@ -234,14 +234,19 @@ def with_marker(description: str, key: str) -> str:
     return f"{description}\n\n{MARKER_PREFIX}{key}" if description else f"{MARKER_PREFIX}{key}"
 
 
+_MARKER = re.compile(r"(?:\n\n)?syncd-key:[ \t]*([A-Za-z0-9._~:@-]+)")
+
+
 def split_marker(description: str) -> tuple[str, str]:
-    """(the description without syncd's marker line, the key it carried or "")."""
-    body, _, last = description.rstrip().rpartition("\n")
-    if not last.startswith(MARKER_PREFIX):
-        if description.startswith(MARKER_PREFIX) and "\n" not in description.strip():
-            return "", description.strip()[len(MARKER_PREFIX) :]
+    """(the description without syncd's marker, the key it carried or ""). The last
+    marker anywhere counts, not only a last line: people add notes below it, and
+    vendors turn line breaks into markup; a key has only URL-safe characters."""
+    found = list(_MARKER.finditer(description))
+    if not found:
         return description, ""
-    return body.rstrip("\n"), last[len(MARKER_PREFIX) :].strip()
+    last = found[-1]
+    body = (description[: last.start()] + description[last.end() :]).strip()
+    return body, last.group(1)
 
 
 def fingerprint(event: Event, fields: Iterable[str]) -> str:

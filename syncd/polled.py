@@ -66,8 +66,14 @@ class Polled:
         return await self.inner.get(key)
 
     async def create(self, key: str, event: Event) -> Record:
-        """Create, and show the new record in the kept listing."""
-        record = await self.inner.create(key, event)
+        """Create, and show the new record in the kept listing. When the create fails it
+        may still have happened (a timeout): the kept listing is dropped so the next run
+        lists the side again and finds the record by its key or marker."""
+        try:
+            record = await self.inner.create(key, event)
+        except BaseException:
+            self._listing = None
+            raise
         self._keep(record)
         return record
 
@@ -82,7 +88,13 @@ class Polled:
     ) -> builtins.list[Record | AdapterError]:
         """The side's bulk path (only called when it has one), kept listing updated."""
         assert isinstance(self.inner, BulkAdapter)
-        results = await self.inner.upsert_many(items)
+        try:
+            results = await self.inner.upsert_many(items)
+        except BaseException:
+            self._listing = None
+            raise
+        if any(not isinstance(result, Record) for result in results):
+            self._listing = None  # some may have been written anyway: list again
         for (key, _), result in zip(items, results, strict=True):
             if isinstance(result, Record):
                 self._keep(result, replaces=key)

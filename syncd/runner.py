@@ -30,7 +30,17 @@ from syncd.model import (
     fingerprint,
     vendor_key,
 )
-from syncd.plan import DELETED_BY_SYNCD, Inputs, Item, Op, Policy, Side, SideName, plan_route
+from syncd.plan import (
+    CANNOT_DELETE,
+    DELETED_BY_SYNCD,
+    Inputs,
+    Item,
+    Op,
+    Policy,
+    Side,
+    SideName,
+    plan_route,
+)
 from syncd.retry import RetryPolicy, with_retries
 from syncd.settings import RouteConfig
 from syncd.state import State
@@ -157,10 +167,11 @@ class RouteRunner:
         """The plan's inputs, and every item this run could not read or judge."""
         cal_items, dropped, unsure, no_owner = self._calendar_items(cal, window)
         ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
+        links = self._relinked(links, ven_items)
         ven_items, ven_absent, ven_unknown = await self._confirm_vendor(
             window, ven_items, links, cal_items, ven.complete
         )
-        cal_items = self._partners_by_marker(cal_items, ven_items)
+        cal_items = self._partners_by_marker(cal_items, ven_items, links)
         quarantined = unsure | {_problem_uid(p) for p in cal.problems}
         cal_absent = dropped  # an incomplete listing's gaps prove nothing
         if cal.complete:
@@ -220,16 +231,50 @@ class RouteRunner:
                 items[record.key] = item
         return items, dropped, frozenset(unsure), problems
 
+    def _unlinked_markers(
+        self, ven_items: dict[str, Item], links: Iterable[Link]
+    ) -> dict[str, str]:
+        """marker -> key of the listed records that no link holds: a record already linked
+        to another occurrence (a stale marker after a series moved) is never taken."""
+        linked = {link.vendor_key for link in links}
+        return {
+            item.record.marker: key
+            for key, item in ven_items.items()
+            if item.record.marker and key not in linked
+        }
+
+    def _relinked(self, links: tuple[Link, ...], ven_items: dict[str, Item]) -> tuple[Link, ...]:
+        """A link whose record is not listed moves to a listed record that carries the
+        link's key as its marker: a re-create (after a vendor-side delete) that reached
+        the vendor but was never recorded is found again, not sent a second time."""
+        by_marker = self._unlinked_markers(ven_items, links)
+        if not by_marker:
+            return links
+        moved = []
+        for link in links:
+            mine = vendor_key(OccurrenceKey.parse(self.calendar_id, link.cal_key))
+            found = by_marker.get(mine)
+            if link.vendor_key not in ven_items and found is not None:
+                # "missing" makes the plan record the record's new id even when nothing
+                # else changed (the case `missing_reappeared`)
+                link = replace(
+                    link,
+                    vendor_key=found,
+                    remote_id=ven_items[found].record.remote_id,
+                    missing="vendor",
+                )
+                del by_marker[mine]
+            moved.append(link)
+        return tuple(moved)
+
     def _partners_by_marker(
-        self, cal_items: dict[str, Item], ven_items: dict[str, Item]
+        self, cal_items: dict[str, Item], ven_items: dict[str, Item], links: Iterable[Link]
     ) -> dict[str, Item]:
         """A calendar item's partner is the record that carries its key as a marker: at a
         vendor that generates its own ids (a create sent but never recorded, a crash in
         between, is adopted on the next run instead of sent again), and at one that
         re-creates under a fresh key (Apptoto after a soft delete)."""
-        by_marker = {
-            item.record.marker: key for key, item in ven_items.items() if item.record.marker
-        }
+        by_marker = self._unlinked_markers(ven_items, links)
         return {
             key: replace(item, partner=by_marker.get(item.partner, item.partner))
             for key, item in cal_items.items()
@@ -337,7 +382,7 @@ class RouteRunner:
         for row in self.state.tombstones(self.route_id):
             if row["side"] == "vendor":
                 kept.add(("vendor", row["key"]))
-            elif row["reason"] != DELETED_BY_SYNCD:
+            elif row["reason"] not in (DELETED_BY_SYNCD, CANNOT_DELETE):
                 kept.add(("calendar", row["key"]))
         return frozenset(kept)
 
@@ -375,6 +420,7 @@ class RouteRunner:
             calendar_item=lambda record: self.calendar_item(record, window),
             vendor_item=lambda record: self.vendor_item(record, window),
             fields=self.fields,
+            calendar_id=self.calendar_id,
         )
 
     async def _apply(

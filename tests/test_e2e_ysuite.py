@@ -13,6 +13,7 @@ from pathlib import Path
 
 from syncd.cli import FAILED, OK
 from syncd.config import load_config
+from syncd.model import split_marker
 from syncd.simulators import ysuite as sim
 from syncd.state import State
 from tests.builders import Vevent, calendar, day, run, run_sync, wait_until, write
@@ -144,3 +145,41 @@ async def test_refused_keys_fail_the_run(tmp_path: Path):
         write(tmp_path, "calendar.ics", calendar(EVENTS[0]))
         text = config_text(base_url).replace(f"secret_key: {sim.SECRET}", "secret_key: wrong")
         assert await run(write(tmp_path, "config.yaml", text)) == FAILED
+
+
+def markers(simulator: sim.YSuiteSim) -> dict[str, str]:
+    return {
+        str(t["activity_id"]): split_marker(str(t.get("description") or ""))[1]
+        for t in tasks(simulator)
+    }
+
+
+async def test_a_recreate_carries_syncds_key_not_the_old_task_id(tmp_path: Path):
+    async with served() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(EVENTS[0]))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url))
+        await run(config_path)
+        [old] = tasks(simulator)
+        simulator.remove(int(str(old["activity_id"])))  # deleted at the vendor: re-created
+
+        assert await run(config_path) == OK
+
+        assert list(markers(simulator).values()) == ["cal:e0"]
+
+
+async def test_a_recreate_that_timed_out_is_found_by_its_marker_not_sent_twice(tmp_path):
+    async with served() as (simulator, base_url):
+        write(tmp_path, "calendar.ics", calendar(EVENTS[0]))
+        config_path = write(tmp_path, "config.yaml", config_text(base_url, timeout="500ms"))
+        await run(config_path)
+        [old] = tasks(simulator)
+        simulator.remove(int(str(old["activity_id"])))
+        simulator.stall_after_store = 3.0
+        [failed] = await run_sync(config_path)  # stored, but the answer never came
+        assert failed.outcome == "failed"
+        simulator.stall_after_store = 0.0
+
+        assert await run(config_path) == OK
+        assert await run(config_path) == OK
+
+        assert list(markers(simulator).values()) == ["cal:e0"]  # one task, not two

@@ -68,3 +68,22 @@ async def test_a_cost_budget_counts_what_each_call_cost_and_what_others_spent():
     async with window.slot(1) as spent:
         spent.observe({"x-ratelimit-endpoint-cost": "1", "x-ratelimit-remaining-minute": "2"})
     assert window._used(loop.time()) == 10 - 2  # ours (1) and the team's (7): 2 left
+
+
+async def test_a_cancelled_waiter_does_not_leak_the_window_or_its_lock():
+    window = SlidingWindow(Budget(requests=2, per=0.05))
+
+    async def one() -> None:
+        async with window.slot():
+            await asyncio.sleep(0.001)
+
+    waiters = [asyncio.create_task(one()) for _ in range(12)]
+    await asyncio.sleep(0.01)
+    for task in waiters[3::2]:
+        task.cancel()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+
+    assert all(r is None or isinstance(r, asyncio.CancelledError) for r in results)
+    assert window.in_flight == 0 and not window.changed.locked()
+    async with window.slot():  # still usable
+        pass

@@ -6,6 +6,9 @@ import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from syncd.errors import Unavailable
 from syncd.model import Event, Window
 from syncd.polled import Polled
 from syncd.simulators.memory import MemoryAdapter
@@ -57,5 +60,16 @@ async def test_routes_asking_at_once_share_one_fetch_and_expire_forces_a_new_one
     await asyncio.gather(*(cached.list(WINDOW) for _ in range(5)))
     assert side.listings == 1
     cached.expire()
+    await cached.list(WINDOW)
+    assert side.listings == 2
+
+
+async def test_a_failed_create_drops_the_kept_listing_so_the_next_run_lists_again():
+    side, cached, _ = polled()
+    await cached.list(WINDOW)
+    side.fail_writes = True
+    with pytest.raises(Unavailable):
+        await cached.create("c", EVENT)
+    side.fail_writes = False
     await cached.list(WINDOW)
     assert side.listings == 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from syncd.calendars.ics_file import IcsFile
 from syncd.model import Event, Record, Window
-from syncd.plan import Item
+from syncd.plan import CANNOT_DELETE, KEPT_DELETED, Item
 from syncd.polled import Polled
 from syncd.runner import RouteRunner
 from syncd.settings import RouteConfig
@@ -93,3 +93,15 @@ async def test_a_changed_listing_reuses_the_views_of_the_records_that_did_not_ch
 
     assert report.counts["updated"] == 1
     assert made == ["VEVENT:e2:-"]  # only the changed event's view was made again
+
+
+async def test_a_cannot_delete_tombstone_does_not_block_re_creating_the_event(tmp_path):
+    runner, _, _ = route_runner(tmp_path)
+    state = runner.state
+    state.forget_link("r", "VEVENT:e0:-", ("calendar", "VEVENT:e0:-", CANNOT_DELETE))
+    state.forget_link("r", "VEVENT:e1:-", ("calendar", "VEVENT:e1:-", KEPT_DELETED))
+
+    kept = runner._tombstones()
+
+    assert ("calendar", "VEVENT:e0:-") not in kept  # the event may come back and sync
+    assert ("calendar", "VEVENT:e1:-") in kept  # a kept vendor deletion still holds

@@ -312,7 +312,8 @@ class YSuite:
         current = await self._task(record.key)
         if not changed & FIELDS:
             return to_record(current, self.zone)
-        marker = split_marker(_text(current, "description"))[1] or record.marker
+        # syncd's own key first: the one the task carries may be stale (a re-keyed series)
+        marker = record.marker or split_marker(_text(current, "description"))[1]
         body = {**_carried(current), **self._fields(event, marker, current.get("status"))}
         if "cstid" not in body and "deal_id" not in body:
             body |= await self._links(event, record.key)
