@@ -285,6 +285,14 @@ class LeadSquared:
         """Create the appointment carrying `key`; return it as read back."""
         if not event.owner:
             raise Rejected(f"{self.http.label}: the event has no owner to assign", key=key)
+        if event.owner.lower() not in {owner.lower() for owner in self.owners}:
+            # Listing reads only these owners' appointments: a task for anyone else could
+            # never be seen again, and would be created anew on every run or `reset`.
+            raise Rejected(
+                f"{self.http.label}: owner {event.owner} is not among the route's owners "
+                "(options.owners), whose appointments syncd lists",
+                key=key,
+            )
         body = self.create_payload(key, event)
         response = await self._request("POST", CREATE, json_body=body, key=key)
         message = response.body.get("Message") if isinstance(response.body, Mapping) else None

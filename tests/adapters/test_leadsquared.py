@@ -219,6 +219,7 @@ class TestLeadSquared(AdapterContract):
         self, adapter: LeadSquared, sim: LeadSquaredSim, event: Event, mx_status: int
     ) -> None:
         sim.mx_status = mx_status
+        adapter = LeadSquared(adapter.http, owners=[REP, "gone@example.com"])
         with pytest.raises(Rejected, match="not an active user"):
             await adapter.create("team:a", replace(event, owner="gone@example.com"))
         assert len(sim.requests) == 1 and sim.account().tasks == {}
@@ -343,7 +344,8 @@ class TestLeadSquared(AdapterContract):
         early = at(date(2027, 2, 28), 23)
         await adapter.create("team:in", event)
         await adapter.create("team:early", replace(event, start=early, end=early))
-        await adapter.create("team:other", replace(event, owner="other@example.com"))
+        both = LeadSquared(adapter.http, owners=[REP, "other@example.com"])
+        await both.create("team:other", replace(event, owner="other@example.com"))
         assert [r.marker for r in (await adapter.list(WINDOW)).records] == ["team:in"]
         assert bodies(sim, LIST_PATH)[0]["Users"] == [REP]
 
@@ -439,3 +441,15 @@ def test_owners_are_required(session: aiohttp.ClientSession) -> None:
         LeadSquared(Canned(session, []), owners=[])
     with pytest.raises(ValueError):
         LeadSquared(Canned(session, []), owners=[REP], related_entity=1)
+
+
+async def test_an_owner_outside_the_listed_owners_is_refused_before_any_request(
+    adapter: LeadSquared, sim: LeadSquaredSim
+) -> None:
+    sim.set_user("other@example.com")
+    start = at(date(2027, 3, 10), 9)
+    event = Event(start, start, title="Call", owner="rep@example.com")
+    before = len(sim.requests)
+    with pytest.raises(Rejected, match="not among the route's owners"):
+        await adapter.create("team:x", replace(event, owner="other@example.com"))
+    assert len(sim.requests) == before
