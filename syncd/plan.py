@@ -60,6 +60,7 @@ class Side:
     quarantined: frozenset[str] = frozenset()  # calendar UIDs, vendor keys: absence unsure
     updatable: bool = True  # can change a record it holds
     deletable: bool = True  # can delete a record it holds
+    found_by_listing: bool = False  # a lost link is found again only by listing (markers)
 
 
 @dataclass(frozen=True)
@@ -286,6 +287,10 @@ def _decide_new_on_calendar(inputs: Inputs, c: Item, linked_vendor: set[str]) ->
             op.bind("adopted", c, v)
         ]
     if not inputs.may_write("vendor") or ("calendar", c.key) in inputs.tombstones:
+        return []
+    if inputs.vendor.found_by_listing and not inputs.window.holds(c.record.event.start):
+        # Listed by start date: an occurrence moved outside the window (its original
+        # start still inside) could not be listed again, so a lost link would duplicate it.
         return []
     return [op.create("new_on_calendar", "vendor", c)]
 

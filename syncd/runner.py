@@ -194,6 +194,7 @@ class RouteRunner:
                 ven_unknown | {problem.key for problem in ven.problems},  # unreadable records
                 self.vendor.caps.updatable,
                 self.vendor.caps.deletable,
+                found_by_listing=self.vendor.caps.server_ids,
             ),
             links=links,
             window=window,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ast
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, NamedTuple
@@ -191,6 +191,20 @@ ROWS = [
         want=(Want("create", "vendor", "new_on_calendar"),),
     ),
     Row("new_on_calendar_outside_window_is_ignored", side(cal(start=OUTSIDE)), side()),
+    # An occurrence moved outside the window (its original start inside): created where
+    # a key finds it again, not where only a start-date listing could (a lost link
+    # would otherwise be created anew).
+    Row(
+        "moved_outside_is_created_where_its_key_finds_it",
+        side(replace(cal(start=OUTSIDE), in_window=True)),
+        side(),
+        want=(Want("create", "vendor", "new_on_calendar"),),
+    ),
+    Row(
+        "moved_outside_is_not_created_where_only_a_listing_finds_it",
+        side(replace(cal(start=OUTSIDE), in_window=True)),
+        Side({}, found_by_listing=True),
+    ),
     # First run: the vendor already has a record under the key syncd would choose.
     Row(
         "adopted",
