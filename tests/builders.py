@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from syncd.cli import exit_status, sync
 from syncd.config import load_config
@@ -88,15 +91,40 @@ FILE_CALENDAR = "    kind: ics_file\n    path: calendar.ics"
 
 
 @asynccontextmanager
-async def salesask_server(
-    simulator: sim.SalesAskSim | None = None,
-) -> AsyncIterator[tuple[sim.SalesAskSim, str]]:
-    """The Sales Ask simulator on a free loopback port."""
-    runner = await sim.serve("127.0.0.1", 0, sim=simulator or sim.default())
+async def simulated(
+    module: ModuleType, simulator: Any = None, **switches: object
+) -> AsyncIterator[tuple[Any, str]]:
+    """A vendor simulator (`module.default()` unless given, with `switches` set) on a
+    free loopback port: (the simulator, its base URL)."""
+    simulator = simulator or module.default()
+    for name, value in switches.items():
+        setattr(simulator, name, value)
+    runner = await module.serve("127.0.0.1", 0, sim=simulator)
     try:
-        yield runner.app[sim.SIM], sim.base_url(runner)
+        yield simulator, module.base_url(runner)
     finally:
         await runner.cleanup()
+
+
+def salesask_server(
+    simulator: sim.SalesAskSim | None = None,
+) -> AbstractAsyncContextManager[tuple[sim.SalesAskSim, str]]:
+    """The Sales Ask simulator on a free loopback port."""
+    return simulated(sim, simulator)
+
+
+async def start_sync(config_path: Path) -> asyncio.subprocess.Process:
+    """`syncd sync` as a real process, its output discarded: for tests that kill it."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "syncd",
+        "-c",
+        str(config_path),
+        "sync",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
 
 
 def write(folder: Path, name: str, text: str) -> Path:

@@ -3,14 +3,13 @@ runner, a series edit, a cancellation, and no auto-message by default."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 
 from syncd.cli import OK, main
 from syncd.simulators import apptoto as sim
-from tests.builders import Vevent, calendar, day, run, utc, write
+from tests.builders import Vevent, calendar, day, run, simulated, utc, write
 
 START = day(1, 9)
 
@@ -53,14 +52,9 @@ routes:
 """
 
 
-@asynccontextmanager
-async def served() -> AsyncIterator[tuple[sim.ApptotoSim, str]]:
-    simulator = sim.default()
-    runner = await sim.serve("127.0.0.1", 0, sim=simulator)
-    try:
-        yield simulator, sim.base_url(runner)
-    finally:
-        await runner.cleanup()
+def served() -> AbstractAsyncContextManager[tuple[sim.ApptotoSim, str]]:
+    """The simulator on a free loopback port."""
+    return simulated(sim)
 
 
 def live(simulator: sim.ApptotoSim) -> dict[str, sim.Appointment]:

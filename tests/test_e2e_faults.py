@@ -3,10 +3,8 @@ and the command line's exit statuses, against the simulator over loopback."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from tests.builders import (
     day,
     run_sync,
     salesask_server,
+    start_sync,
     wait_until,
     write,
 )
@@ -83,16 +82,7 @@ async def test_sigkill_in_the_middle_of_a_first_sync_leaves_no_duplicate(tmp_pat
     async with salesask_server(simulator) as (simulator, base_url):
         write(tmp_path, "calendar.ics", calendar(*events))
         config_path = write(tmp_path, "config.yaml", config_text(base_url, FILE_CALENDAR))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "syncd",
-            "-c",
-            str(config_path),
-            "sync",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        process = await start_sync(config_path)
         await wait_until(lambda: len(simulator.org().tasks) >= 60)
         process.send_signal(signal.SIGKILL)
         await process.wait()

@@ -3,11 +3,8 @@ runner, a crash between the create and the commit, notifications off by default.
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +12,7 @@ from syncd.cli import OK
 from syncd.config import load_config
 from syncd.simulators import leadsquared as sim
 from syncd.state import State
-from tests.builders import Vevent, calendar, day, run, wait_until, write
+from tests.builders import Vevent, calendar, day, run, simulated, start_sync, wait_until, write
 
 EVENTS = [Vevent(f"e{n}", f"Meeting {n}", day(1 + n, 9)) for n in range(4)]
 
@@ -41,13 +38,9 @@ routes:
 """
 
 
-@asynccontextmanager
-async def served() -> AsyncIterator[tuple[sim.LeadSquaredSim, str]]:
-    runner = await sim.serve("127.0.0.1", 0)
-    try:
-        yield runner.app[sim.SIM], sim.base_url(runner)
-    finally:
-        await runner.cleanup()
+def served() -> AbstractAsyncContextManager[tuple[sim.LeadSquaredSim, str]]:
+    """The simulator on a free loopback port."""
+    return simulated(sim)
 
 
 async def test_an_ics_file_syncs_to_leadsquared_and_edits_follow(tmp_path: Path):
@@ -72,16 +65,7 @@ async def test_sigkill_between_the_create_and_the_commit_leaves_exactly_one_task
         simulator.stall_after_store(60.0)
         write(tmp_path, "calendar.ics", calendar(EVENTS[0]))
         config_path = write(tmp_path, "config.yaml", config_text(base_url, timeout="2m"))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "syncd",
-            "-c",
-            str(config_path),
-            "sync",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        process = await start_sync(config_path)
         await wait_until(lambda: len(simulator.account().tasks) == 1)  # stored, answer held
         process.send_signal(signal.SIGKILL)
         await process.wait()

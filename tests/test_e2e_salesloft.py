@@ -3,8 +3,7 @@ cost budget, series edits, cancellations, and the stale-write guard."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from pathlib import Path
 
@@ -12,7 +11,7 @@ from syncd.cli import OK
 from syncd.config import load_config
 from syncd.simulators import salesloft as sim
 from syncd.state import State
-from tests.builders import Vevent, calendar, day, run, utc, write
+from tests.builders import Vevent, calendar, day, run, simulated, utc, write
 
 START = day(1, 9)
 
@@ -38,16 +37,9 @@ routes:
 """
 
 
-@asynccontextmanager
-async def served(**switches: object) -> AsyncIterator[tuple[sim.SalesloftSim, str]]:
-    simulator = sim.default()
-    for name, value in switches.items():
-        setattr(simulator, name, value)
-    runner = await sim.serve("127.0.0.1", 0, sim=simulator)
-    try:
-        yield simulator, sim.base_url(runner)
-    finally:
-        await runner.cleanup()
+def served(**switches: object) -> AbstractAsyncContextManager[tuple[sim.SalesloftSim, str]]:
+    """The simulator on a free loopback port."""
+    return simulated(sim, **switches)
 
 
 def weekly(uid: str, start_hour: int = 9, count: int = 4, modified: str = "20260102") -> Vevent:

@@ -3,11 +3,8 @@ crash-safe creates at a vendor that makes its own ids, and what it cannot update
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,7 +13,17 @@ from syncd.config import load_config
 from syncd.model import split_marker
 from syncd.simulators import ysuite as sim
 from syncd.state import State
-from tests.builders import Vevent, calendar, day, run, run_sync, wait_until, write
+from tests.builders import (
+    Vevent,
+    calendar,
+    day,
+    run,
+    run_sync,
+    simulated,
+    start_sync,
+    wait_until,
+    write,
+)
 
 EVENTS = [Vevent(f"e{n}", f"Visit {n}", day(1 + n, 9)) for n in range(3)]
 
@@ -46,16 +53,9 @@ routes:
 """
 
 
-@asynccontextmanager
-async def served(**switches: object) -> AsyncIterator[tuple[sim.YSuiteSim, str]]:
-    simulator = sim.default()
-    for name, value in switches.items():
-        setattr(simulator, name, value)
-    runner = await sim.serve("127.0.0.1", 0, sim=simulator)
-    try:
-        yield simulator, sim.base_url(runner)
-    finally:
-        await runner.cleanup()
+def served(**switches: object) -> AbstractAsyncContextManager[tuple[sim.YSuiteSim, str]]:
+    """The simulator on a free loopback port."""
+    return simulated(sim, **switches)
 
 
 def tasks(simulator: sim.YSuiteSim) -> list[dict[str, object]]:
@@ -101,16 +101,7 @@ async def test_sigkill_between_the_create_and_the_commit_leaves_exactly_one_task
     async with served(stall_after_store=60.0) as (simulator, base_url):
         write(tmp_path, "calendar.ics", calendar(EVENTS[0]))
         config_path = write(tmp_path, "config.yaml", config_text(base_url, timeout="2m"))
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "syncd",
-            "-c",
-            str(config_path),
-            "sync",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
+        process = await start_sync(config_path)
         await wait_until(lambda: len(tasks(simulator)) == 1)  # stored, answer held back
         process.send_signal(signal.SIGKILL)
         await process.wait()
