@@ -20,7 +20,6 @@ import base64
 import binascii
 import contextlib
 import itertools
-import json
 import math
 import re
 from collections.abc import Awaitable, Callable, Mapping
@@ -32,7 +31,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
-from syncd.simulators.serving import origin, start
+from syncd.simulators.serving import json_object, origin, start
 
 Json = dict[str, Any]
 USERNAME, API_KEY, CALENDAR_ID = "sim-user", "sim-key", 1
@@ -489,14 +488,10 @@ def _reply(body: object) -> web.Response:
 
 
 async def _body(request: web.Request) -> Json:
-    text = await request.text()
     try:
-        body = json.loads(text) if text.strip() else {}
-    except ValueError:
-        raise SimError(400, "body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise SimError(400, "body must be a JSON object")
-    return body
+        return json_object(await request.text())
+    except ValueError as exc:
+        raise SimError(400, str(exc)) from None
 
 
 def _find(account: Account, keys: Mapping[str, Any]) -> Appointment | None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -24,7 +23,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 
-from syncd.simulators.serving import origin, start
+from syncd.simulators.serving import json_object, origin, start
 
 Json = dict[str, Any]
 DEFAULT_ACCESS_KEY, DEFAULT_SECRET_KEY = "sim-access", "sim-secret"
@@ -485,12 +484,9 @@ async def _json(request: web.Request) -> Json:
     if request.content_type != "application/json":
         raise SimError(400, "Content-Type must be application/json")
     try:
-        body = json.loads(await request.text() or "{}")
-    except ValueError:
-        raise SimError(400, "The message body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise SimError(400, "The message body must be a JSON object")
-    return body
+        return json_object(await request.text())
+    except ValueError as exc:
+        raise SimError(400, str(exc)) from None
 
 
 def _limited(requests: int, per: float) -> Json:

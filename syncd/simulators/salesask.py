@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
-from syncd.simulators.serving import origin, start
+from syncd.simulators.serving import json_object, origin, start
 
 Json = dict[str, Any]
 DEFAULT_KEY = "sim-key"
@@ -398,14 +398,10 @@ def _reply(status: int, body: object) -> web.Response:
 
 
 async def _body(request: web.Request) -> Json:
-    text = await request.text()
     try:
-        body = json.loads(text) if text.strip() else {}
-    except ValueError:
-        raise SimError(400, "body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise SimError(400, "body must be a JSON object")
-    return body
+        return json_object(await request.text())
+    except ValueError as exc:
+        raise SimError(400, str(exc)) from None
 
 
 def _find(org: Org, event_id: str) -> Task:

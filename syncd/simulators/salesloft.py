@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
-from syncd.simulators.serving import origin, start
+from syncd.simulators.serving import json_object, origin, start
 
 Json = dict[str, Any]
 DEFAULT_KEY = "sim-key"
@@ -737,14 +737,10 @@ def _reply(body: object, status: int = 200) -> web.Response:
 async def _body(request: web.Request) -> Json:
     if request.method not in ("POST", "PUT"):
         return {}
-    text = await request.text()
     try:
-        body = json.loads(text) if text.strip() else {}
-    except ValueError:
-        raise SimError(400, {"error": "body is not valid JSON"}) from None
-    if not isinstance(body, dict):
-        raise SimError(400, {"error": "body must be a JSON object"})
-    return body
+        return json_object(await request.text())
+    except ValueError as exc:
+        raise SimError(400, {"error": str(exc)}) from None
 
 
 def default() -> SalesloftSim:

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 from aiolimiter import AsyncLimiter
 
-from syncd.simulators.serving import origin, start
+from syncd.simulators.serving import json_object, origin, start
 
 Json = dict[str, Any]
 ACCESS, SECRET = "sim-access", "sim-secret"
@@ -603,14 +603,10 @@ def _day(query: Mapping[str, str], name: str) -> str:
 
 
 async def _body(request: web.Request) -> Json:
-    text = await request.text()
     try:
-        body = json.loads(text) if text.strip() else {}
-    except ValueError:
-        raise SimError(400, "The body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise SimError(400, "The body must be a JSON object.")
-    return body
+        return json_object(await request.text())
+    except ValueError as exc:
+        raise SimError(400, str(exc)) from None
 
 
 def _label(name: str) -> str:
