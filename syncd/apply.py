@@ -58,6 +58,7 @@ class RunCounts:
     parked: int = 0  # writes skipped because the item is quarantined and unchanged
     unavailable: int = 0
     conflicts: int = 0
+    raced: int = 0  # writes refused because the record changed since the listing (412)
     last_error: str = field(default="", repr=False)
 
     def as_dict(self) -> dict[str, int]:
@@ -94,8 +95,11 @@ class Applier:
         retry: RetryPolicy,
         concurrency: int = DEFAULT_CONCURRENCY,
         stop: asyncio.Event | None = None,
+        raced_before: frozenset[str] = frozenset(),
     ) -> None:
         self.stop = stop or asyncio.Event()
+        self.raced_before = raced_before  # keys that raced in this run's previous pass
+        self.raced: set[str] = set()
         self.binding = binding
         self.state = state
         self.retry = retry
@@ -159,6 +163,8 @@ class Applier:
             raise exc
         if isinstance(exc, Gone):
             self._vanished(op)
+        elif isinstance(exc, VersionMismatch):
+            self._raced(op, exc)
         elif isinstance(exc, Unavailable):
             self.counts.unavailable += 1
             self.counts.last_error = str(exc)
@@ -178,7 +184,9 @@ class Applier:
             return
         try:
             await self._dispatch(op)
-        except (Rejected, VersionMismatch, Malformed) as exc:
+        except VersionMismatch as exc:
+            self._raced(op, exc)
+        except (Rejected, Malformed) as exc:
             self._quarantine(op, exc)
         except Gone:
             self._vanished(op)
@@ -199,6 +207,16 @@ class Applier:
         fp = item.fp if item else ""
         self.state.quarantine(self.binding.route_id, op.side, op.cal_key, str(exc), fp)
         self.counts.quarantined += 1
+
+    def _raced(self, op: Op, exc: VersionMismatch) -> None:
+        """Somebody wrote the record between our listing and our write (HTTP 412): not
+        an error, a change to plan again from a fresh listing. A record that races again
+        in that re-plan is quarantined, so a side that always refuses cannot loop."""
+        if op.cal_key in self.raced_before:
+            self._quarantine(op, exc)
+            return
+        self.raced.add(op.cal_key)
+        self.counts.raced += 1
 
     def _vanished(self, op: Op) -> None:
         """The record went away between the listing and the write: look again next run."""
@@ -260,6 +278,9 @@ class Applier:
         adapter = b.vendor if op.side == "vendor" else b.calendar
 
         async def delete() -> Record:
+            if op.cancel:  # the route keeps deleted occurrences as cancelled overrides
+                cancelled = replace(record.event, status="cancelled")
+                return await adapter.update(record, cancelled, frozenset({"status"}))
             await adapter.delete(record)
             return record
 

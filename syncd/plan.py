@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Literal
 
-from syncd.model import Event, Link, OccurrenceKey, Record, Window, changed_fields
+from syncd.model import SINGLE, Event, Link, OccurrenceKey, Record, Window, changed_fields
 
 Direction = Literal["both", "to_vendor", "to_calendar"]
 Action = Literal["create", "update", "delete", "bind", "forget", "mark_missing"]
@@ -71,6 +71,7 @@ class Policy:
     conflict: Literal["calendar", "vendor", "newest"] = "calendar"
     on_vendor_delete: Literal["recreate", "keep_deleted"] = "recreate"
     import_new: bool = False
+    occurrence_delete: Literal["exdate", "cancel"] = "exdate"
 
     def writes(self, side: SideName) -> bool:
         """Whether the route's direction lets syncd write to `side`."""
@@ -99,6 +100,7 @@ class Op:
     changed: frozenset[str] = frozenset()
     loser: Item | None = None  # a conflict's losing version, kept in the state store
     tombstone: str = ""  # remember this deletion with this reason
+    cancel: bool = False  # a delete carried out as a cancellation (STATUS:CANCELLED)
 
     @property
     def writes(self) -> bool:
@@ -261,7 +263,11 @@ def _decide_vendor_deleted(inputs: Inputs, op: _Builder, c: Item, link: Link) ->
         return [op.create("edit_beats_delete", "vendor", c)]
     if not inputs.may_write("calendar"):
         return [op.forget("vendor_deleted_kept", tombstone=KEPT_DELETED)]
-    return [op.delete("vendor_deleted", "calendar", c, DELETED_BY_SYNCD)]
+    deleted = op.delete("vendor_deleted", "calendar", c, DELETED_BY_SYNCD)
+    cancels = policy.occurrence_delete == "cancel" and _rid(c.key) != SINGLE
+    if deleted.action == "delete" and cancels:
+        return [replace(deleted, case="vendor_deleted_cancelled", cancel=True)]
+    return [deleted]
 
 
 def _decide_calendar_deleted(inputs: Inputs, op: _Builder, v: Item, link: Link) -> list[Op]:
@@ -288,6 +294,8 @@ def _decide_new_on_calendar(inputs: Inputs, c: Item, linked_vendor: set[str]) ->
         ]
     if not inputs.may_write("vendor") or ("calendar", c.key) in inputs.tombstones:
         return []
+    if c.record.event.status == "cancelled":
+        return []  # nothing to tell a vendor about an event that will not happen
     if inputs.vendor.found_by_listing and not inputs.window.holds(c.record.event.start):
         # Listed by start date: an occurrence moved outside the window (its original
         # start still inside) could not be listed again, so a lost link would duplicate it.
@@ -301,6 +309,8 @@ def _decide_new_on_vendor(inputs: Inputs, v: Item) -> list[Op]:
         return []  # records of ours with no event are orphans: never touched without a link
     if ("vendor", v.key) in inputs.tombstones or not v.in_window:
         return []
+    if v.record.event.status == "cancelled":
+        return []  # a cancelled booking is not worth a calendar event
     cal_key = imported_key(inputs.calendar_id, v.key)
     return [_Builder(inputs, None, cal_key, v.key).create("new_on_vendor", "calendar", v)]
 

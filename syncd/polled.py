@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from syncd.adapter import Adapter, BulkAdapter, Caps
-from syncd.errors import AdapterError
+from syncd.errors import AdapterError, VersionMismatch
 from syncd.model import Event, Listing, Record, Window
 
 FRESH = 0.9
@@ -78,8 +78,13 @@ class Polled:
         return record
 
     async def update(self, record: Record, event: Event, changed: frozenset[str]) -> Record:
-        """Update, and show the result in the kept listing."""
-        written = await self.inner.update(record, event, changed)
+        """Update, and show the result in the kept listing. Somebody else wrote first (a
+        412): the kept listing is stale, so the re-plan lists the side again."""
+        try:
+            written = await self.inner.update(record, event, changed)
+        except VersionMismatch:
+            self._listing = None
+            raise
         self._keep(written, replaces=record.key)
         return written
 
@@ -101,8 +106,12 @@ class Polled:
         return results
 
     async def delete(self, record: Record) -> None:
-        """Delete, and drop the record from the kept listing."""
-        await self.inner.delete(record)
+        """Delete, and drop the record from the kept listing (a 412: forget the listing)."""
+        try:
+            await self.inner.delete(record)
+        except VersionMismatch:
+            self._listing = None
+            raise
         self._keep(None, replaces=record.key)
 
     def _keep(self, record: Record | None, replaces: str = "") -> None:

@@ -109,8 +109,25 @@ def route_status(
     lines += _section(
         "held deletes (syncd release " + name + ")", details["held"], "{side} {vendor_key} {title}"
     )
-    lines += _section("conflicts", details["conflicts"], "{detected_at} {cal_key} won by {winner}")
+    conflicts = [row | {"lost": losing_version(row)} for row in details["conflicts"]]
+    lines += _section(
+        "conflicts (the losing version is kept in the conflicts table)",
+        conflicts,
+        "{detected_at} {cal_key} won by {winner}; {lost}",
+    )
     return "\n".join(lines)
+
+
+def losing_version(row: dict[str, Any]) -> str:
+    """A conflict's losing side, as the fields where it differed from the winner's."""
+    calendar, vendor = json.loads(row["calendar_snapshot"]), json.loads(row["vendor_snapshot"])
+    loser, won, side = (
+        (vendor, calendar, "vendor")
+        if row["winner"] == "calendar"
+        else (calendar, vendor, "calendar")
+    )
+    differences = [f"{name} {loser[name]!r}" for name in loser if loser[name] != won.get(name)]
+    return f"{side} had " + (", ".join(differences) or "the same content")
 
 
 def _section(title: str, rows: list[dict[str, Any]], pattern: str, most: int = 20) -> list[str]:

@@ -47,6 +47,7 @@ from syncd.state import State
 
 log = logging.getLogger("syncd.runner")
 QUIET_FOR = 600.0  # seconds an unchanged route skips planning (see `_quiet_since`)
+REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,7 @@ class RouteRunner:
     _quiet: tuple[Listing, Listing, int, float] | None = field(default=None, init=False, repr=False)
     _views: Views = field(default_factory=lambda: Views(), init=False, repr=False)
     _last_window: Window = field(init=False, repr=False)
+    _raced: frozenset[str] = field(default=frozenset(), init=False, repr=False)
 
     @property
     def fields(self) -> frozenset[str]:
@@ -96,7 +98,7 @@ class RouteRunner:
         started = time.monotonic()
         run_id = self.state.begin_run(self.route_id, trigger)
         try:
-            report = await self._pass(dry_run=False, release=release)
+            report = await self._passes(release)
         except Exception as exc:  # a bug must fail this route's run, not the others
             log.exception("route %s: internal error", self.route_id)
             report = RunReport(self.route_id, "failed", error=f"internal error: {exc!r}")
@@ -106,6 +108,23 @@ class RouteRunner:
         if report.outcome != "failed":
             self.state.remember_settings(self.route_id, self.vendor_kind, dict(self.route.options))
         _log_run(report, previous, time.monotonic() - started)
+        return report
+
+    async def _passes(self, release: bool) -> RunReport:
+        """A pass, and a re-plan from fresh listings while writes raced with somebody
+        else's (a 412 is a concurrent change, not an error)."""
+        self._raced = frozenset()
+        report = await self._pass(dry_run=False, release=release)
+        for _ in range(REPLANS):
+            if not self._raced:
+                break
+            log.info(
+                "route %s: %d records changed while writing; planning again",
+                self.route_id,
+                len(self._raced),
+            )
+            again = await self._pass(dry_run=False, release=release)
+            report = replace(again, counts=_summed(report.counts, again.counts))
         return report
 
     async def _pass(self, *, dry_run: bool, release: bool) -> RunReport:
@@ -207,7 +226,13 @@ class RouteRunner:
 
     def _policy(self) -> Policy:
         route = self.route
-        return Policy(route.direction, route.conflict, route.on_vendor_delete, route.import_new)
+        return Policy(
+            route.direction,
+            route.conflict,
+            route.on_vendor_delete,
+            route.import_new,
+            route.occurrence_delete,
+        )
 
     def _calendar_items(
         self, listing: Listing, window: Window
@@ -429,13 +454,22 @@ class RouteRunner:
     ) -> RunReport:
         self.state.hold_deletes(self.route_id, (_held_row(op) for op in held))
         self.state.set_listing_problems(self.route_id, ((p.key, p.reason) for p in problems))
-        applier = Applier(self._binding(), self.state, self.retry, stop=self.stop)
+        applier = Applier(
+            self._binding(), self.state, self.retry, stop=self.stop, raced_before=self._raced
+        )
         try:
             counts = await applier.apply(ops)
         except (AuthFailed, Unavailable) as exc:  # refused, rate-limited for long, or down
+            self._raced = frozenset()
             done, error = applier.counts.as_dict(), failure_text(exc)
             return RunReport(self.route_id, "failed", ops, held, done, problems, error, _pause(exc))
+        self._raced = frozenset(applier.raced)
         return _report(self.route_id, ops, held, counts, problems)
+
+
+def _summed(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
+    """Counts of two passes of one run, added up."""
+    return {key: first.get(key, 0) + second.get(key, 0) for key in first.keys() | second.keys()}
 
 
 def _report(

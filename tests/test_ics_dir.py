@@ -115,14 +115,6 @@ async def test_create_never_overwrites_another_event(folder):
         await IcsDir("desk", folder).create(OccurrenceKey("desk", "syncd-abc").text, event)
 
 
-async def test_one_occurrence_of_a_series_is_refused_not_flattened(folder):
-    calendar = IcsDir("desk", folder)
-    key = OccurrenceKey("desk", "series", "20270301T090000Z").text
-    [record] = (await calendar.list(WINDOW)).records
-    with pytest.raises(Rejected, match="not supported yet"):
-        await calendar.update(replace(record, key=key), record.event, frozenset({"title"}))
-
-
 async def test_a_rewritten_file_keeps_its_mode_and_a_new_one_follows_the_umask(folder, tmp_path):
     calendar = IcsDir("desk", folder)
     existing = folder / "3f2a-href-not-uid.ics"

@@ -15,7 +15,7 @@ from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from syncd.adapter import Caps
-from syncd.errors import Gone, Rejected, Unavailable
+from syncd.errors import Gone, Rejected, Unavailable, VersionMismatch
 from syncd.model import Event, Listing, Record, Window
 
 
@@ -46,6 +46,9 @@ class MemoryAdapter:
         self.incomplete_lists = incomplete_lists  # the next N listings drop every other record
         self.reject = set(reject)  # keys whose writes raise `Rejected`
         self.fail_writes = fail_writes  # every write raises `Unavailable`
+        # key -> what another client writes just before syncd's next write of it, which
+        # then answers `VersionMismatch` (HTTP 412); `None`: every write of it races
+        self.races: dict[str, Event | None] = {}
         self.items: dict[str, tuple[str, Event]] = {}
         self.created = self.updated = self.deleted = 0
         self.listings = 0
@@ -131,6 +134,12 @@ class MemoryAdapter:
             raise Unavailable(f"memory: write of {key} failed (fault switch)", key=key)
         if key in self.reject:
             raise Rejected(f"memory: write of {key} refused (fault switch)", key=key)
+        if key in self.races:
+            theirs = self.races[key]
+            if theirs is not None:
+                del self.races[key]
+                self.put(key, theirs)
+            raise VersionMismatch(f"memory: {key} changed since it was listed", key=key)
 
     def _record(self, key: str) -> Record:
         version, event = self.items[key]
