@@ -162,18 +162,27 @@ class HttpClient:
         key: str = "",
         check: Callable[[Response, str], None] | None = None,
         cost: float = 1.0,
+        headers: Mapping[str, str] | None = None,
+        data: bytes | None = None,
     ) -> Response:
         """Send one request; return the response or raise an `AdapterError`. `check` sees
         every response first, error statuses included: vendors that put their errors in
         the body (LeadSquared's exceptions in a 200 or a 500) map them there. `cost` is
-        what the call is expected to cost where a vendor budgets by cost."""
+        what the call is expected to cost where a vendor budgets by cost. `headers` add to
+        the side's own for this request (WebDAV's Depth, If-Match); `data` is a raw body."""
         where = f"{self.label}: {method} {path}"
+        outgoing = {
+            "params": params,
+            "json": json_body,
+            "data": data,
+            "headers": {"User-Agent": USER_AGENT, **self.headers, **(headers or {})},
+        }
         async with self._slots:
             if self._limiter is None:
-                response = await self._send(method, path, params, json_body, where, key)
+                response = await self._send(method, path, outgoing, where, key)
             else:
                 async with self._limiter.slot(cost) as spent:
-                    response = await self._send(method, path, params, json_body, where, key)
+                    response = await self._send(method, path, outgoing, where, key)
                     spent.observe(response.headers)
         if check is not None:
             check(response, where)
@@ -181,25 +190,13 @@ class HttpClient:
         return response
 
     async def _send(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str] | None,
-        json_body: Any,
-        where: str,
-        key: str,
+        self, method: str, path: str, outgoing: dict[str, Any], where: str, key: str
     ) -> Response:
         url = self.base_url.rstrip("/") + path
-        headers = {"User-Agent": USER_AGENT, **self.headers}
         self.requests_sent += 1
         try:
             async with self.session.request(
-                method,
-                url,
-                params=params,
-                json=json_body,
-                headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                method, url, timeout=aiohttp.ClientTimeout(total=self.timeout), **outgoing
             ) as raw:
                 text = await raw.text(errors="replace")
                 return Response(raw.status, dict(raw.headers), decode_body(text))

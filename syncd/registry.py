@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 import aiohttp
 
 from syncd.adapter import Adapter
+from syncd.calendars.caldav import Caldav
 from syncd.calendars.ics_dir import IcsDir
 from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.ics_url import IcsUrl
@@ -18,6 +19,7 @@ from syncd.runner import RouteRunner
 from syncd.settings import (
     ApptotoOptions,
     ApptotoVendor,
+    CaldavCalendar,
     CalendarConfig,
     IcsDirCalendar,
     IcsFileCalendar,
@@ -45,22 +47,38 @@ def calendar_adapter(
         return IcsFile(calendar_id, config.path, config.timezone, limits)
     if isinstance(config, IcsDirCalendar):
         return IcsDir(calendar_id, config.path, config.timezone, limits)
+    if isinstance(config, CaldavCalendar):
+        return _caldav(calendar_id, config, session, limits)
     return _ics_url(calendar_id, config, session, limits)
+
+
+def _basic_auth(config: IcsUrlCalendar | CaldavCalendar) -> str:
+    """The Authorization header value of a calendar's basic auth, "" without one."""
+    if not config.username:
+        return ""
+    password = config.password.get_secret_value() if config.password else ""
+    return aiohttp.encode_basic_auth(config.username, password)
+
+
+def _caldav(
+    calendar_id: str, config: CaldavCalendar, session: aiohttp.ClientSession, limits: Limits
+) -> Caldav:
+    authorization = _basic_auth(config)
+    headers = {"Authorization": authorization} if authorization else {}
+    url, timeout = config.url.get_secret_value(), config.timeout.total_seconds()
+    http = HttpClient(session, url, calendar_id, headers, timeout)
+    return Caldav(calendar_id, http, config.timezone, limits)
 
 
 def _ics_url(
     calendar_id: str, config: IcsUrlCalendar, session: aiohttp.ClientSession, limits: Limits
 ) -> IcsUrl:
-    authorization = ""
-    if config.username:
-        password = config.password.get_secret_value() if config.password else ""
-        authorization = aiohttp.encode_basic_auth(config.username, password)
     return IcsUrl(
         calendar_id,
         config.url.get_secret_value(),
         session,
         config.timezone,
-        authorization,
+        _basic_auth(config),
         config.timeout.total_seconds(),
         config.max_bytes,
         limits,

@@ -81,20 +81,20 @@ class IcsUrlCalendar(_CalendarBase):
     @field_validator("password")
     @classmethod
     def _password_needs_username(cls, value: SecretStr | None, info: ValidationInfo) -> object:
-        if value is not None and info.data.get("username") is None:
-            raise ValueError("needs username too (basic auth)")
-        return value
+        return _needs_username(value, info)
+
+
+def _needs_username(value: SecretStr | None, info: ValidationInfo) -> object:
+    if value is not None and info.data.get("username") is None:
+        raise ValueError("needs username too (basic auth)")
+    return value
 
 
 class IcsFileCalendar(_CalendarBase):
-    """One local `.ics` file; read-only for now (writing back into it is not built yet)."""
+    """One local `.ics` file holding a whole calendar; writable."""
 
     kind: Literal["ics_file"] = "ics_file"
     path: ResolvedPath
-
-    @property
-    def writable(self) -> bool:
-        return False
 
 
 class IcsDirCalendar(_CalendarBase):
@@ -104,8 +104,24 @@ class IcsDirCalendar(_CalendarBase):
     path: ResolvedPath
 
 
+class CaldavCalendar(_CalendarBase):
+    """One CalDAV calendar collection; writable. The URL is a secret like a feed's."""
+
+    kind: Literal["caldav"] = "caldav"
+    url: Annotated[Secret, AfterValidator(_http_secret)]
+    username: str | None = None
+    password: Secret | None = None
+    timeout: PositiveDuration = timedelta(seconds=30)
+
+    @field_validator("password")
+    @classmethod
+    def _password_needs_username(cls, value: SecretStr | None, info: ValidationInfo) -> object:
+        return _needs_username(value, info)
+
+
 CalendarConfig = Annotated[
-    IcsUrlCalendar | IcsFileCalendar | IcsDirCalendar, Field(discriminator="kind")
+    IcsUrlCalendar | IcsFileCalendar | IcsDirCalendar | CaldavCalendar,
+    Field(discriminator="kind"),
 ]
 
 
@@ -357,4 +373,5 @@ class RouteConfig(Frozen):
     safety: SafetyConfig = SafetyConfig()
     on_vendor_delete: Literal["recreate", "keep_deleted"] = "recreate"
     import_new: bool = False
+    occurrence_delete: Literal["exdate", "cancel"] = "exdate"
     options: dict[str, Any] = Field(default_factory=dict)

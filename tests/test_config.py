@@ -91,7 +91,7 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert (calendar.poll, calendar.timezone, calendar.writable) == (
         timedelta(minutes=5),
         "UTC",
-        False,
+        True,
     )
     assert (calendar.limits.per_series, calendar.limits.per_calendar) == (1000, 100_000)
     vendor = salesask_of(config)
@@ -273,13 +273,13 @@ def test_source_is_not_a_key_of_the_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kind", "message"),
     [
-        ("kind: caldav", "calendars.team.kind: unknown kind 'caldav'; valid kinds: "),
+        ("kind: webdav", "calendars.team.kind: unknown kind 'webdav'; valid kinds: "),
         ("root: x", "calendars.team.kind: required; valid kinds: "),
     ],
 )
 def test_calendar_kind_lists_the_valid_kinds(tmp_path: Path, kind: str, message: str) -> None:
     text = MINIMAL.replace("kind: ics_file\n    path: team.ics", kind)
-    assert problems(tmp_path, text) == [message + "ics_url, ics_file, ics_dir"]
+    assert problems(tmp_path, text) == [message + "ics_url, ics_file, ics_dir, caldav"]
 
 
 def test_vendor_kind_lists_the_valid_kinds(tmp_path: Path) -> None:
@@ -507,9 +507,11 @@ def test_writable_calendars_take_both_directions(tmp_path: Path) -> None:
     assert config.routes["team"].direction == "both"
 
 
-def test_ics_file_is_read_only_until_write_back_exists(tmp_path: Path) -> None:
-    assert problems(tmp_path, with_route("direction: both")) == [
-        "routes.team.direction: ics_file calendars are read-only; use direction: to_vendor"
+def test_ics_file_takes_both_directions_and_an_occurrence_delete_style(tmp_path: Path) -> None:
+    config = load(tmp_path, with_route("direction: both\noccurrence_delete: cancel"))
+    assert config.routes["team"].occurrence_delete == "cancel"
+    assert problems(tmp_path, with_route("direction: both\noccurrence_delete: drop")) == [
+        "routes.team.occurrence_delete: must be 'exdate' or 'cancel'"
     ]
 
 
@@ -678,7 +680,7 @@ def test_the_example_config_loads() -> None:
     assert names == set(EXAMPLE_ENV)
     config = load_config(example, EXAMPLE_ENV)
     kinds = {calendar.kind for calendar in config.calendars.values()}
-    assert kinds == {"ics_url", "ics_file", "ics_dir"}
+    assert kinds == {"ics_url", "ics_file", "ics_dir", "caldav"}
     assert {vendor.kind for vendor in config.vendors.values()} == {
         "salesask",
         "leadsquared",
@@ -690,6 +692,7 @@ def test_the_example_config_loads() -> None:
     missing = check_config(example, {})
     assert missing == [
         "calendars.team.url: environment variable TEAM_FEED_URL is not set",
+        "calendars.work.password: environment variable CALDAV_PASSWORD is not set",
         "vendors.salesask.api_key: environment variable SALESASK_API_KEY is not set",
         "vendors.crm.access_key: environment variable LSQ_ACCESS_KEY is not set",
         "vendors.crm.secret_key: environment variable LSQ_SECRET_KEY is not set",
@@ -702,6 +705,7 @@ def test_the_example_config_loads() -> None:
 
 EXAMPLE_ENV = {
     "TEAM_FEED_URL": FEED_URL,
+    "CALDAV_PASSWORD": "g",
     "SALESASK_API_KEY": "key",
     "LSQ_ACCESS_KEY": "a",
     "LSQ_SECRET_KEY": "b",

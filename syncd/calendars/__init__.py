@@ -1,1 +1,2 @@
-"""Calendar sides: `ics_file`, `ics_dir`, `ics_url` (and `caldav` later), one module each."""
+"""Calendar sides: `ics_file`, `ics_dir`, `ics_url`, `caldav` (its XML in `dav`), one
+module each."""
