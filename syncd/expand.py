@@ -24,6 +24,7 @@ from recurring_ical_events.occurrence import Occurrence
 from recurring_ical_events.series import Series
 
 from syncd.model import (
+    OUTCOMES,
     SINGLE,
     STATUSES,
     Event,
@@ -264,7 +265,13 @@ def _fields(component: Component) -> Event:
         attendees=_attendees(component),
         private=_text(component, "CLASS").strip().upper() in ("PRIVATE", "CONFIDENTIAL"),
         transparent=_text(component, "TRANSP").strip().upper() == "TRANSPARENT",
+        outcome=_outcome(component),
     )
+
+
+def _outcome(component: Component) -> str:
+    outcome = _text(component, "X-SYNCD-OUTCOME").strip().lower().replace("-", "_")
+    return outcome if outcome in OUTCOMES else ""
 
 
 def _span(series: Any, window: Window) -> tuple[datetime, datetime]:

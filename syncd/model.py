@@ -30,11 +30,15 @@ EVENT_FIELDS: frozenset[str] = frozenset(
         "attendees",
         "owner",
         "contact",
+        "outcome",
     }
 )
 """The fields a fingerprint may cover; `private` and `transparent` only steer filters."""
 
 STATUSES = ("confirmed", "tentative", "cancelled")
+OUTCOMES = ("completed", "no_show")
+"""What a vendor records about a meeting that took place (or did not): it flows back
+into the calendar as `X-SYNCD-OUTCOME` and never from the calendar to a vendor."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,7 @@ class Event:
     private: bool = False  # CLASS:PRIVATE or CONFIDENTIAL
     transparent: bool = False  # TRANSP:TRANSPARENT (shown as free)
     modified: datetime | None = None  # LAST-MODIFIED: sent where a vendor guards stale writes
+    outcome: str = ""  # one of OUTCOMES, or "" (see OUTCOMES)
 
     @property
     def all_day(self) -> bool:
@@ -213,6 +218,7 @@ def event_snapshot(event: Event) -> dict[str, object]:
         "attendees": [_person(p) for p in event.attendees],
         "owner": event.owner,
         "contact": _person(event.contact) if event.contact else None,
+        "outcome": event.outcome,
     }
 
 

@@ -86,8 +86,10 @@ class RouteRunner:
 
     @property
     def fields(self) -> frozenset[str]:
-        """The fields both sides hold: the only ones compared."""
-        return self.calendar.caps.fields & self.vendor.caps.fields
+        """The fields both sides hold: the only ones compared. A vendor's outcome flows
+        only back, so a route that never writes the calendar does not compare it."""
+        held = self.calendar.caps.fields & self.vendor.caps.fields
+        return held - {"outcome"} if self.route.direction == "to_vendor" else held
 
     async def run(
         self, *, dry_run: bool = False, release: bool = False, trigger: str = "manual"

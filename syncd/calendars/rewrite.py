@@ -40,6 +40,7 @@ FIELD_PROPERTIES = {
     "description": "description",
     "location": "location",
     "status": "status",
+    "outcome": "x-syncd-outcome",
 }
 """The model fields syncd writes into a VEVENT, and their properties. Organizer and
 attendees are left as the calendar has them."""

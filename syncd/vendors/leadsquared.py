@@ -61,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -82,8 +83,9 @@ from syncd.model import (
 CREATE, UPDATE, DELETE = "/Task.svc/Create", "/Task.svc/Update", "/Task.svc/DeleteTasks"
 GET_ONE = "/Task.svc/Retrieve.GetById"
 LIST = "/Task.svc/RetrieveAppointments/ByUserEmailAddress"
-FIELDS: frozenset[str] = frozenset({"start", "end", "title", "description"})
+FIELDS: frozenset[str] = frozenset({"start", "end", "title", "description", "outcome"})
 RATE_LIMITED = "MXAPIRateLimitExceededException"
+COMPLETED = 1  # StatusCode of a completed task [public docs: retrieve-tasks]
 SPAN = timedelta(days=99)  # "not more than 100 days" apart, however the days are counted
 PAGE_SIZE, MAX_PAGES = 100, 1000
 UNTITLED = "(no title)"
@@ -142,6 +144,7 @@ def project(event: Event) -> Event:
         end=_instant(event.end),
         title=event.title or UNTITLED,
         description=split_marker(with_marker(event.description, "-"))[0],
+        outcome=event.outcome,
     )
 
 
@@ -157,6 +160,8 @@ def to_record(payload: object) -> Record:
     start, end = _instant(parse_time(payload.get("DueDate"))), payload.get("EndDate")
     description, marker = split_marker(text or "")
     event = Event(start, _instant(parse_time(end)) if end else start, title or "", description)
+    if payload.get("StatusCode") == COMPLETED:
+        event = replace(event, outcome="completed")
     modified = payload.get("ModifiedOn")
     return Record(
         key=ident,

@@ -80,7 +80,10 @@ MAX_PAGES = 5_000
 MAX_POLLS = 3_600
 BULK_FROM = 500
 FIELDS: frozenset[str] = frozenset(
-    {"start", "end", "title", "description", "location", "status", "organizer", "attendees"}
+    {
+        *("start", "end", "title", "description", "location", "status"),
+        *("organizer", "attendees", "outcome"),
+    }
 )
 RSVP = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
 PARTSTAT = {v: k for k, v in RSVP.items()} | {"needsAction": "NEEDS-ACTION"}
@@ -204,6 +207,7 @@ def to_event(item: Payload) -> Event:
             for p in people
         ),
         transparent=item.get("transparency") == "transparent",
+        outcome="no_show" if item.get("no_show") is True else "",
     )
 
 

@@ -90,9 +90,10 @@ MAX_SCANS = 3
 MAX_PAGES = 10_000
 TITLE_MAX = 150
 UNTITLED = "(no title)"
-FIELDS: frozenset[str] = frozenset({"start", "end", "title", "description", "status"})
+FIELDS: frozenset[str] = frozenset({"start", "end", "title", "description", "status", "outcome"})
 OPEN, CANCELLED = 0, 3
 STATUS_NAMES = {0: "confirmed", 1: "confirmed", 2: "confirmed", 3: "cancelled", 4: "confirmed"}
+OUTCOME_NAMES = {2: "completed", 4: "no_show"}  # read back into the calendar, never sent
 CARRIED = ("priority", "cstid", "deal_id", "assigned_user_id")
 VERSIONED = (*CARRIED, "title", "start_datetime", "end_datetime", "description", "status")
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"
@@ -165,6 +166,7 @@ def to_event(item: Payload, zone: ZoneInfo) -> Event:
         title=title_text(_text(item, "title")),
         description=split_marker(_text(item, "description"))[0].strip(),
         status=STATUS_NAMES[status],
+        outcome=OUTCOME_NAMES.get(status, ""),
     )
 
 

@@ -71,7 +71,7 @@ class TestLeadSquared(AdapterContract):
 
     def test_is_an_adapter(self, adapter: LeadSquared) -> None:
         typed: Adapter = adapter
-        assert typed.caps.fields == {"start", "end", "title", "description"}
+        assert typed.caps.fields == {"start", "end", "title", "description", "outcome"}
         assert typed.caps.server_ids and typed.caps.partial_update
         assert not typed.caps.holds_cancelled and typed.caps.absence == "get"
 
@@ -303,13 +303,14 @@ class TestLeadSquared(AdapterContract):
             await adapter.delete(made)
         assert sim.task(made.key)
 
-    async def test_a_completed_task_still_reads_as_confirmed(
+    async def test_a_completed_task_reads_as_confirmed_with_its_outcome(
         self, adapter: LeadSquared, sim: LeadSquaredSim, event: Event
     ) -> None:
         made = await adapter.create("team:a", event)
         sim.complete(made.key)
         got = await adapter.get(made.key)
-        assert got.event == made.event and got.version != made.version
+        assert got.event.status == "confirmed" and got.event.outcome == "completed"
+        assert replace(got.event, outcome="") == made.event and got.version != made.version
 
     async def test_a_create_whose_read_back_fails_returns_what_was_sent(
         self, adapter: LeadSquared, sim: LeadSquaredSim, event: Event

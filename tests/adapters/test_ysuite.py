@@ -87,7 +87,7 @@ class TestYSuite(AdapterContract):
     def test_is_an_adapter(self, adapter: YSuite) -> None:
         typed: Adapter = adapter
         caps = typed.caps
-        assert caps.fields == {"start", "end", "title", "description", "status"}
+        assert caps.fields == {"start", "end", "title", "description", "status", "outcome"}
         assert caps.server_ids and caps.holds_cancelled and caps.absence == "get"
         assert caps.updatable and caps.deletable and not caps.partial_update
 
