@@ -244,3 +244,13 @@ async def test_ics_file_adds_edits_and_removes_events_in_the_one_file(tmp_path: 
     assert after[key().text].event.title == "Moved"
     assert key("20270322T080000Z").text not in after and key("-", "new@syncd").text not in after
     assert b"X-WR-CALNAME:Team" in path.read_bytes() and len(after) == 5
+
+
+def test_a_moved_single_event_keeps_its_time_zone() -> None:
+    single = SERIES.replace("RRULE:FREQ=WEEKLY;COUNT=6\n", "")
+    [record] = records(single).values()
+    data = write_event(single.encode(), key("-"), moved(record), {"start", "end"})
+    [vevent] = components(data)
+    assert vevent["DTSTART"].dt == datetime(2027, 3, 1, 11, tzinfo=BERLIN)
+    assert vevent["DTSTART"].params["TZID"] == "Europe/Berlin"
+    assert records(data)[key("-").text].event.start == record.event.start + timedelta(hours=2)

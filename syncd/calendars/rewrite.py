@@ -67,7 +67,7 @@ def write_event(
         return bytes(new_calendar(key.uid, event).to_ical())
     calendar = parse_for_rewrite(data)
     if key.rid == SINGLE:
-        _write_single(calendar, key, event, changed)
+        _write_single(calendar, key, event, frozenset(changed), ZoneInfo(zone))
     else:
         _write_override(calendar, key, event, frozenset(changed), ZoneInfo(zone))
     return bytes(calendar.to_ical())
@@ -166,10 +166,16 @@ def _utc(value: date) -> datetime:
 
 
 def _write_single(
-    calendar: icalendar.Calendar, key: OccurrenceKey, event: Event, changed: Iterable[str]
+    calendar: icalendar.Calendar,
+    key: OccurrenceKey,
+    event: Event,
+    changed: frozenset[str],
+    zone: tzinfo,
 ) -> None:
     vevent = _series(calendar, key)
-    set_fields(vevent, event, changed)
+    if changed & {"start", "end"}:
+        _set_times(vevent, event, vevent, zone)  # moved, but kept in its own zone
+    set_fields(vevent, event, changed - {"start", "end"})
     _bump(vevent)
 
 
@@ -226,7 +232,8 @@ def _set_times(
     series: icalendar.cal.Component,
     zone: tzinfo,
 ) -> None:
-    """DTSTART/DTEND in the series' form: its zone, floating wall time, or dates."""
+    """DTSTART/DTEND in the form of the series' (or the event's own) DTSTART: its zone,
+    floating wall time, or dates."""
     start_value = _first(series.get("dtstart")).dt
     for prop, value in (("dtstart", event.start), ("dtend", event.end)):
         override.pop(prop, None)
