@@ -484,3 +484,51 @@ async def test_a_both_route_syncs_radicale_and_the_vendor_both_ways(both_ways, c
 
 
 HOUR = timedelta(hours=1)
+
+
+async def test_a_route_whose_write_races_another_client_plans_again_in_the_same_run(
+    both_ways, collection, session, tmp_path
+):
+    """Another client writes the object between syncd's listing and its PUT: the 412 is
+    not an error; the run lists again, sees both sides changed and lets the route's
+    conflict policy (the calendar) decide, all in one run."""
+    simulator, config_path = both_ways
+    start = day(2, 10)
+    await put(session, collection + "intro.ics", calendar(Vevent("intro", "Intro call", start)))
+    config = load_config(config_path)
+    state = State(tmp_path / "race.db")
+    try:
+        route = registry.runners(config, state, session, ["r"])["r"]
+        assert (await route.run()).outcome == "ok"
+        simulator.edit("cal:intro", {"title": "Renamed at the vendor"})
+        theirs = calendar(Vevent("intro", "Renamed by another client", start))
+        route.calendar = _Racing(route.calendar, session, collection + "intro.ics", theirs)
+
+        report = await route.run()
+
+        assert report.outcome == "ok" and report.counts["raced"] == 1
+        assert not state.quarantined("r")
+        assert simulator.task("cal:intro").title == "Renamed by another client"
+        [stored] = vevents((await fetch(session, collection + "intro.ics"))[2])
+        assert str(stored["SUMMARY"]) == "Renamed by another client"
+        assert [row["winner"] for row in state.conflicts("r")] == ["calendar"]
+        assert not (await route.run()).ops
+    finally:
+        state.close()
+
+
+class _Racing:
+    """The calendar adapter, with another client writing the object just before syncd's
+    first update of it: the race a 412 reports."""
+
+    def __init__(self, inner: Any, session: aiohttp.ClientSession, url: str, text: str) -> None:
+        self.inner, self.session, self.url, self.text = inner, session, url, text
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def update(self, record: Record, event: Event, changed: frozenset[str]) -> Record:
+        if self.text:
+            text, self.text = self.text, ""
+            await put(self.session, self.url, text)
+        return await self.inner.update(record, event, changed)
