@@ -502,6 +502,7 @@ async def test_a_route_whose_write_races_another_client_plans_again_in_the_same_
         assert (await route.run()).outcome == "ok"
         simulator.edit("cal:intro", {"title": "Renamed at the vendor"})
         theirs = calendar(Vevent("intro", "Renamed by another client", start))
+        assert isinstance(route.calendar, Caldav)
         route.calendar = _Racing(route.calendar, session, collection + "intro.ics", theirs)
 
         report = await route.run()
@@ -521,7 +522,7 @@ class _Racing:
     """The calendar adapter, with another client writing the object just before syncd's
     first update of it: the race a 412 reports."""
 
-    def __init__(self, inner: Any, session: aiohttp.ClientSession, url: str, text: str) -> None:
+    def __init__(self, inner: Caldav, session: aiohttp.ClientSession, url: str, text: str) -> None:
         self.inner, self.session, self.url, self.text = inner, session, url, text
 
     def __getattr__(self, name: str) -> Any:
