@@ -16,7 +16,7 @@ import pytest
 from syncd.cli import OK, main
 from syncd.model import Event, OccurrenceKey
 from syncd.retry import RetryPolicy
-from syncd.runner import RouteRunner
+from syncd.runner import RouteRunner, RunReport
 from syncd.settings import RouteConfig
 from syncd.simulators.memory import MemoryAdapter
 from syncd.simulators.salesask import SalesAskSim
@@ -60,14 +60,22 @@ def runner(
 # --- a write that races another client's ------------------------------------------------
 
 
-async def test_a_write_refused_as_stale_is_planned_again_not_quarantined(state: State) -> None:
+async def raced_run(
+    state: State, theirs: Event | None
+) -> tuple[MemoryAdapter, MemoryAdapter, RouteRunner, RunReport]:
+    """A synced event edited at the vendor, whose write-back into the calendar races
+    another client writing `theirs` (None: every write of it races)."""
     calendar, vendor = MemoryAdapter(), MemoryAdapter()
     calendar.put(KEY, meeting())
     route = runner(state, calendar, vendor)
     await route.run()
     vendor.put(VENDOR_KEY, meeting("Vendor edit"))
-    calendar.races[KEY] = meeting("Another client's edit")  # lands between list and write
-    report = await route.run()
+    calendar.races[KEY] = theirs  # lands between syncd's listing and its write
+    return calendar, vendor, route, await route.run()
+
+
+async def test_a_write_refused_as_stale_is_planned_again_not_quarantined(state: State) -> None:
+    calendar, vendor, route, report = await raced_run(state, meeting("Another client's edit"))
     assert report.outcome == "ok" and report.counts["raced"] == 1
     assert not state.quarantined("r")
     # The re-plan saw both sides changed: the route's conflict policy (calendar) decided.
@@ -78,13 +86,7 @@ async def test_a_write_refused_as_stale_is_planned_again_not_quarantined(state: 
 
 
 async def test_a_record_that_races_again_in_the_re_plan_is_quarantined(state: State) -> None:
-    calendar, vendor = MemoryAdapter(), MemoryAdapter()
-    calendar.put(KEY, meeting())
-    route = runner(state, calendar, vendor)
-    await route.run()
-    vendor.put(VENDOR_KEY, meeting("Vendor edit"))
-    calendar.races[KEY] = None  # every write of it is refused as stale
-    report = await route.run()
+    *_, report = await raced_run(state, None)
     assert report.outcome == "ok"
     assert [row["key"] for row in state.quarantined("r")] == [KEY]
     assert "changed since it was listed" in state.quarantined("r")[0]["reason"]
