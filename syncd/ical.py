@@ -70,7 +70,7 @@ def read_calendar(
     not a whole calendar; quarantined components come back as `problems`.
     """
     _preflight(data)
-    zone = _zone(default_tz)
+    zone = zone_named(default_tz)
     if zone is None:
         raise ValueError(f"default_tz {default_tz!r} is not a known time zone")
     calendars, problems = _parse(data, calendar)
@@ -296,7 +296,7 @@ def _rescue(data: bytes, calendar: str, error: Exception) -> tuple[list[Calendar
 # --- sanitising, per VCALENDAR -----------------------------------------------------
 
 
-def _zone(name: str) -> tzinfo | None:
+def zone_named(name: str) -> tzinfo | None:
     """An IANA zone for a name, or for a Windows name through icalendar's CLDR table."""
     for candidate in (name.strip(), WINDOWS_TO_OLSON.get(name.strip())):
         if not candidate:
@@ -326,7 +326,7 @@ def _to_standard(events: list[Component], x_wr: Any) -> list[Component]:
     Windows names are mapped first and junk is dropped (hard case 6); floating times
     of a calendar without a usable X-WR-TIMEZONE are anchored in default_tz later.
     """
-    zone = None if x_wr is None else _zone(str(_first(x_wr)))
+    zone = None if x_wr is None else zone_named(str(_first(x_wr)))
     if zone is None or not events:
         return events
     holder = Calendar()

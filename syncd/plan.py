@@ -221,12 +221,18 @@ def _decide_both_present(inputs: Inputs, op: _Builder, link: Link, c: Item, v: I
     cal_changed = c.fp != link.cal_fp
     ven_changed = v.fp != link.vendor_fp
     if not cal_changed and not ven_changed:
-        if c.fp == v.fp or link.accepted:
+        if c.fp == v.fp:
             return []  # unchanged on both sides
+        if _outcome_behind(inputs, c, v):
+            return [op.record_outcome(c, v)]  # after a conflict the calendar won
+        if link.accepted:
+            return []  # a difference the vendor cannot hold, already noted
         # Neither changed, yet they differ (vdirsyncer #1155): repair toward the authority.
         return op.copy(policy.authority, c, v, "repair_divergence")
     if cal_changed and ven_changed and c.fp == v.fp:
         return [op.bind("both_changed_alike", c, v)]
+    if cal_changed and ven_changed and _only_outcome_differs(inputs, c, v):
+        return [op.record_outcome(c, v)]  # not a conflict: outcomes flow only back
     if cal_changed and not ven_changed:
         forward = policy.writes("vendor")
         case = "calendar_changed" if forward else "calendar_edit_reverted"
@@ -238,6 +244,18 @@ def _decide_both_present(inputs: Inputs, op: _Builder, link: Link, c: Item, v: I
     winner = _conflict_winner(policy, c, v)
     loser = v if winner == "calendar" else c
     return [replace(o, loser=loser) for o in op.copy(winner, c, v, "conflict")]
+
+
+def _outcome_behind(inputs: Inputs, c: Item, v: Item) -> bool:
+    """The vendor recorded an outcome the calendar does not show yet (OUTCOMES in
+    model.py: they flow only back, whoever wins the other fields)."""
+    compared = "outcome" in inputs.fields and inputs.may_write("calendar")
+    return compared and c.view.outcome != v.view.outcome
+
+
+def _only_outcome_differs(inputs: Inputs, c: Item, v: Item) -> bool:
+    differs = changed_fields(c.view, v.view, inputs.fields) == {"outcome"}
+    return differs and _outcome_behind(inputs, c, v)
 
 
 def _conflict_winner(policy: Policy, c: Item, v: Item) -> SideName:
@@ -255,6 +273,10 @@ def _conflict_winner(policy: Policy, c: Item, v: Item) -> SideName:
 def _decide_vendor_deleted(inputs: Inputs, op: _Builder, c: Item, link: Link) -> list[Op]:
     """The calendar still has it; the vendor's record is confirmed gone."""
     policy = inputs.policy
+    if c.record.event.status == "cancelled" and inputs.may_write("vendor"):
+        # Nothing to tell a vendor about a meeting that will not happen: its record is
+        # gone, and a cancelled copy would undo a person's clean-up every run.
+        return [op.forget("cancelled_not_recreated")]
     if policy.direction == "to_vendor":
         if policy.on_vendor_delete == "keep_deleted":
             return [op.forget("vendor_deleted_kept", tombstone=KEPT_DELETED)]
@@ -477,6 +499,11 @@ class _Builder:
         if not self.inputs.side(side).deletable:
             return self.forget("cannot_delete", tombstone=CANNOT_DELETE)
         return replace(self._op("delete", side, case), target=target, tombstone=tombstone)
+
+    def record_outcome(self, c: Item, v: Item) -> Op:
+        """The vendor's outcome, and only that, written into the calendar event."""
+        op = self._op("update", "calendar", "outcome_recorded")
+        return replace(op, source=v, target=c, changed=frozenset({"outcome"}))
 
     def bind(self, case: str, c: Item, v: Item) -> Op:
         return replace(self._op("bind", "", case), source=c, target=v)

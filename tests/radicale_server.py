@@ -15,6 +15,21 @@ from pathlib import Path
 
 USER = "rep"
 PASSWORD = "any"  # auth `none` takes any password; the user name picks the owner
+COLLEAGUE = "boss"  # owns `boss/shared`, which USER may read but not write
+RIGHTS = """\
+[owner]
+user: .+
+collection: {user}(/.*)?
+permissions: RrWw
+[read-shared]
+user: rep
+collection: boss/shared(/.*)?
+permissions: rr
+[root]
+user: .+
+collection:
+permissions: R
+"""
 
 
 @dataclass(frozen=True)
@@ -28,6 +43,11 @@ class Radicale:
         """The URL of the calendar collection `name` (made by `mkcalendar`)."""
         return f"{self.url}/{USER}/{name}/"
 
+    @property
+    def shared(self) -> str:
+        """A colleague's collection shared read-only with USER (made by its owner)."""
+        return f"{self.url}/{COLLEAGUE}/shared/"
+
 
 def _free_port() -> int:
     with socket.socket() as probe:
@@ -37,10 +57,12 @@ def _free_port() -> int:
 
 def _config(folder: Path, port: int) -> Path:
     path = folder / "radicale.conf"
+    rights = folder / "rights"
+    rights.write_text(RIGHTS)
     path.write_text(
         f"[server]\nhosts = 127.0.0.1:{port}\n"
         "[auth]\ntype = none\n"
-        "[rights]\ntype = owner_only\n"
+        f"[rights]\ntype = from_file\nfile = {rights}\n"
         f"[storage]\nfilesystem_folder = {folder / 'collections'}\n"
         "[logging]\nlevel = info\n"
     )

@@ -21,7 +21,7 @@ from syncd import registry
 from syncd.calendars.caldav import Caldav, Held, new_name
 from syncd.cli import OK
 from syncd.config import check_config, load_config
-from syncd.errors import Gone, VersionMismatch
+from syncd.errors import Gone, Rejected, VersionMismatch
 from syncd.http import HttpClient
 from syncd.model import Event, OccurrenceKey, Record, Window
 from syncd.simulators.salesask import SalesAskSim
@@ -37,7 +37,7 @@ from tests.builders import (
     utc,
     write,
 )
-from tests.radicale_server import PASSWORD, USER, Radicale, radicale
+from tests.radicale_server import COLLEAGUE, PASSWORD, USER, Radicale, radicale
 
 WINDOW = Window(datetime(2027, 1, 1, tzinfo=UTC), datetime(2027, 12, 31, tzinfo=UTC))
 AUTH = {"Authorization": aiohttp.encode_basic_auth(USER, PASSWORD)}
@@ -533,3 +533,21 @@ class _Racing:
             text, self.text = self.text, ""
             await put(self.session, self.url, text)
         return await self.inner.update(record, event, changed)
+
+
+async def test_a_write_refused_by_a_read_only_share_is_quarantined_not_a_credentials_failure(
+    server, session
+):
+    """A colleague's calendar shared read-only: the listing works, a PUT answers a bare
+    403. That refuses the item, not the credentials (the route used to fail every run)."""
+    owner = {"Authorization": aiohttp.encode_basic_auth(COLLEAGUE, PASSWORD)}
+    async with session.request("MKCALENDAR", server.shared, headers=owner) as response:
+        assert response.status in (201, 405), await response.text()  # 405: made before
+    async with session.put(
+        server.shared + "one.ics", data=single("one", "Shared").encode(), headers=owner | ICS
+    ) as response:
+        assert response.status in (201, 204)
+    shared = caldav(server.shared, session)
+    [record], _ = await listed(shared)
+    with pytest.raises(Rejected, match="refuses writes here"):
+        await shared.update(record, moved(record, 0, "Ours"), frozenset({"title"}))

@@ -254,3 +254,127 @@ def test_a_moved_single_event_keeps_its_time_zone() -> None:
     assert vevent["DTSTART"].dt == datetime(2027, 3, 1, 11, tzinfo=BERLIN)
     assert vevent["DTSTART"].params["TZID"] == "Europe/Berlin"
     assert records(data)[key("-").text].event.start == record.event.start + timedelta(hours=2)
+
+
+# --- regressions found by review -------------------------------------------------------
+
+
+def test_a_floating_series_under_x_wr_timezone_is_written_in_its_wall_time() -> None:
+    """Google exports: floating times plus X-WR-TIMEZONE. The override was written at
+    the UTC clock time as floating, so the occurrence moved and changed its key."""
+    floating = SERIES.replace(";TZID=Europe/Berlin", "").replace(
+        "X-WR-CALNAME:Team", "X-WR-CALNAME:Team\nX-WR-TIMEZONE:Europe/Berlin"
+    )
+    third = records(floating)[key().text]  # 09:00 Berlin = 08:00Z
+    data = write_event(floating.encode(), key(), moved(third), {"start", "end"})
+    override = components(data)[1]
+    assert override["RECURRENCE-ID"].dt == datetime(2027, 3, 15, 9)
+    assert override["DTSTART"].dt == datetime(2027, 3, 15, 11)
+    assert records(data)[key().text].event.start == third.event.start + timedelta(hours=2)
+    excluded = remove_event(floating.encode(), key())
+    assert excluded is not None
+    assert [e.dt for e in components(excluded)[0]["EXDATE"].dts] == [datetime(2027, 3, 15, 9)]
+
+
+RANGE = SERIES.replace(
+    "END:VEVENT\nEND:VCALENDAR",
+    "END:VEVENT\nBEGIN:VEVENT\nUID:weekly@example.test\nDTSTAMP:20270101T000000Z\n"
+    "RECURRENCE-ID;RANGE=THISANDFUTURE;TZID=Europe/Berlin:20270315T090000\n"
+    "DTSTART;TZID=Europe/Berlin:20270315T100000\nDTEND;TZID=Europe/Berlin:20270315T110000\n"
+    "SUMMARY:Later standup\nEND:VEVENT\nEND:VCALENDAR",
+)
+
+
+def test_the_occurrence_that_starts_a_thisandfuture_range_is_refused_alone() -> None:
+    """Editing it edited every later occurrence, and deleting it removed the range."""
+    event = records(SERIES)[key().text].event
+    with pytest.raises(Rejected, match="THISANDFUTURE"):
+        write_event(RANGE.encode(), key(), event, {"title"})
+    with pytest.raises(Rejected, match="THISANDFUTURE"):
+        remove_event(RANGE.encode(), key())
+
+
+def test_a_new_override_inside_a_range_starts_from_the_range_not_the_series() -> None:
+    later = key("20270322T080000Z")
+    fourth = records(SERIES)[later.text]
+    data = write_event(RANGE.encode(), later, moved(fourth), {"start", "end"})
+    assert str(components(data)[2]["SUMMARY"]) == "Later standup"
+
+
+def test_an_object_the_writer_cannot_parse_is_refused_for_that_item() -> None:
+    """Two VCALENDARs in one file: the reader takes it, the writer raised ValueError,
+    which failed the whole run on every poll."""
+    twice = (SERIES + SERIES.replace(UID, "other@example.test")).encode()
+    event = records(SERIES)[key().text].event
+    with pytest.raises(Rejected, match="does not parse whole"):
+        write_event(twice, key(), event, {"title"})
+
+
+def test_an_object_holding_only_an_override_is_edited_and_emptied() -> None:
+    """An invitation to one instance (no master): writes raised Gone, which only marked
+    the item missing, so the change looped forever."""
+    only = (
+        "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//x//EN\nBEGIN:VEVENT\nUID:inv@example.test\n"
+        "DTSTAMP:20270101T000000Z\nRECURRENCE-ID:20270315T080000Z\n"
+        "DTSTART:20270315T080000Z\nDTEND:20270315T090000Z\nSUMMARY:One instance\n"
+        "END:VEVENT\nEND:VCALENDAR\n"
+    )
+    instance = key(uid="inv@example.test")
+    [record] = records(only).values()
+    data = write_event(only.encode(), instance, moved(record, title="Moved"), {"title"})
+    assert records(data)[instance.text].event.title == "Moved"
+    assert remove_event(data, instance) is None
+    with pytest.raises(Rejected, match="only some occurrences"):
+        write_event(only.encode(), key("20270322T080000Z", "inv@example.test"), record.event, ())
+
+
+ALL_DAY = SERIES.replace(
+    "DTSTART;TZID=Europe/Berlin:20270301T090000", "DTSTART;VALUE=DATE:20270301"
+).replace("DTEND;TZID=Europe/Berlin:20270301T100000", "DTEND;VALUE=DATE:20270302")
+
+
+def test_an_all_day_occurrence_moved_as_utc_midnights_stays_all_day() -> None:
+    """Sales Ask keeps all-day events as UTC midnight to midnight: a move came back as
+    a 24-hour timed block."""
+    day = key("20270315")
+    midnight = datetime(2027, 3, 16, tzinfo=UTC)
+    event = Event(midnight, midnight + timedelta(days=1), "Offsite")
+    data = write_event(ALL_DAY.encode(), day, event, {"start", "end", "title"})
+    override = components(data)[1]
+    assert (override["DTSTART"].dt, override["DTEND"].dt) == (date(2027, 3, 16), date(2027, 3, 17))
+
+
+def test_a_date_time_recurrence_id_on_an_all_day_series_is_found() -> None:
+    """An existing override written with a date-time RECURRENCE-ID was not recognised:
+    an edit added a second override for the same day."""
+    theirs = ALL_DAY.replace(
+        "END:VEVENT\nEND:VCALENDAR",
+        "END:VEVENT\nBEGIN:VEVENT\nUID:weekly@example.test\nDTSTAMP:20270101T000000Z\n"
+        "RECURRENCE-ID:20270315T000000\nDTSTART;VALUE=DATE:20270315\n"
+        "DTEND;VALUE=DATE:20270316\nSUMMARY:Theirs\nEND:VEVENT\nEND:VCALENDAR",
+    )
+    day = key("20270315")
+    event = replace(records(theirs)[day.text].event, title="Ours")
+    data = write_event(theirs.encode(), day, event, {"title"})
+    assert [str(c["SUMMARY"]) for c in components(data) if "RECURRENCE-ID" in c] == ["Ours"]
+
+
+async def test_creating_an_event_in_a_file_that_holds_others_keeps_them(tmp_path: Path) -> None:
+    """An event outside the route's rules came back by `edit_beats_delete`: its file,
+    which also held another event, was replaced by a bare new VEVENT."""
+    folder = tmp_path / "cal"
+    folder.mkdir()
+    shared = SERIES.replace(
+        "END:VCALENDAR",
+        "BEGIN:VEVENT\nUID:other@example.test\nDTSTAMP:20270101T000000Z\n"
+        "DTSTART:20270302T090000Z\nDTEND:20270302T100000Z\nSUMMARY:Other\nCLASS:PRIVATE\n"
+        "END:VEVENT\nEND:VCALENDAR",
+    )
+    (folder / "shared.ics").write_text(shared)
+    calendar = IcsDir("team", folder)
+    listed = {r.key: r for r in (await calendar.list(WINDOW)).records}
+    other = listed[key("-", "other@example.test").text]
+    await calendar.create(other.key, replace(other.event, title="Back"))
+    after = records((folder / "shared.ics").read_bytes())
+    assert after[other.key].event.title == "Back" and after[other.key].event.private
+    assert len([k for k in after if UID in k]) == 6  # the series is still there

@@ -158,6 +158,7 @@ class Row:
     policy: Policy = TO_VENDOR
     want: tuple[Want, ...] = ()
     tombstones: frozenset[tuple[SideName, str]] = field(default_factory=frozenset)
+    fields: frozenset[str] = FIELDS
 
     def inputs(self) -> Inputs:
         return Inputs(
@@ -168,12 +169,33 @@ class Row:
             self.policy,
             CAL,
             self.tombstones,
-            FIELDS,
+            self.fields,
         )
 
 
 EARLY = datetime(2027, 2, 27, 8, tzinfo=UTC)
 LATE = datetime(2027, 2, 27, 9, tzinfo=UTC)
+OUTCOME_FIELDS = FIELDS | {"outcome"}
+OCCURRENCE = OccurrenceKey(CAL, "s1", "20270310T090000Z")
+
+
+def cancelled(item: Item) -> Item:
+    """The item with its event cancelled."""
+    event = replace(item.record.event, status="cancelled")
+    return replace(item, record=replace(item.record, event=event), view=event)
+
+
+def with_outcome(item: Item, outcome: str) -> Item:
+    """The item with a vendor outcome, fingerprinted over the fields holding outcomes."""
+    event = replace(item.record.event, outcome=outcome)
+    record = replace(item.record, event=event)
+    return replace(item, record=record, view=event, fp=fingerprint(event, OUTCOME_FIELDS))
+
+
+def outcome_link(c: Item, v: Item, *, accepted: bool = False) -> Link:
+    return Link(CK, VK, c.fp, v.fp, anchor=INSIDE, accepted=accepted)
+
+
 SERIES_OLD = OccurrenceKey(CAL, "s1", "20270310T090000Z")
 SERIES_NEW = OccurrenceKey(CAL, "s1", "20270310T100000Z")
 FOREIGN = "crm-123"
@@ -386,6 +408,60 @@ ROWS = [
         (link(),),
         BOTH,
         (Want("delete", "calendar", "vendor_deleted", tombstone=DELETED_BY_SYNCD),),
+    ),
+    # A route that keeps deleted occurrences as cancelled overrides (single events are
+    # still deleted).
+    Row(
+        "vendor_deleted_occurrence_cancelled",
+        side(cal(uid="s1", rid=OCCURRENCE.rid)),
+        side(absent=(vendor_key(OCCURRENCE),)),
+        (link(cal_key=OCCURRENCE.text, ven_key=vendor_key(OCCURRENCE)),),
+        Policy("both", occurrence_delete="cancel"),
+        (
+            Want(
+                "delete",
+                "calendar",
+                "vendor_deleted_cancelled",
+                OCCURRENCE.text,
+                vendor_key(OCCURRENCE),
+                tombstone=DELETED_BY_SYNCD,
+            ),
+        ),
+    ),
+    # A cancelled event whose vendor record is gone: never re-created there as cancelled.
+    Row(
+        "cancelled_not_recreated",
+        side(cancelled(cal())),
+        side(absent=(VK,)),
+        (link(),),
+        TO_VENDOR,
+        (Want("forget", "", "cancelled_not_recreated"),),
+    ),
+    Row(
+        "cancelled_unlinked_is_not_created",
+        side(cancelled(cal())),
+        side(),
+        policy=BOTH,
+    ),
+    # A vendor outcome flows back whoever won the other fields: after a conflict the
+    # calendar won (the link noted the difference), and when only the outcome differs.
+    Row(
+        "outcome_recorded_after_a_conflict",
+        side(cal("Mine")),
+        side(with_outcome(ven("Theirs"), "completed")),
+        (outcome_link(cal("Mine"), with_outcome(ven("Theirs"), "completed"), accepted=True),),
+        BOTH,
+        (Want("update", "calendar", "outcome_recorded", changed=frozenset({"outcome"})),),
+        fields=OUTCOME_FIELDS,
+    ),
+    Row(
+        "outcome_only_difference_is_no_conflict",
+        side(with_outcome(cal(), "")),
+        side(with_outcome(ven(), "no_show")),
+        (Link(CK, VK, "old-cal", "old-vendor", anchor=INSIDE),),
+        BOTH,
+        (Want("update", "calendar", "outcome_recorded", changed=frozenset({"outcome"})),),
+        fields=OUTCOME_FIELDS,
     ),
     # The calendar's event is confirmed gone, the vendor still has the record.
     Row(

@@ -268,7 +268,9 @@ class TwoWay:
         assert self.files() == files
 
 
-def config_text(vendor: Vendor[Any], base_url: str, route_extra: str) -> str:
+def config_text(
+    vendor: Vendor[Any], base_url: str, route_extra: str, direction: str = "both"
+) -> str:
     return f"""\
 state: state.db
 calendars:
@@ -279,7 +281,7 @@ routes:
   r:
     calendar: cal
     vendor: v
-    direction: both
+    direction: {direction}
     rep: {{email: {REP}}}
     options: {vendor.options}
 {route_extra}"""
@@ -287,17 +289,17 @@ routes:
 
 @asynccontextmanager
 async def two_way(
-    tmp_path: Path, kind: type[Vendor[Any]], route_extra: str = ""
+    tmp_path: Path, kind: type[Vendor[Any]], route_extra: str = "", direction: str = "both"
 ) -> AsyncIterator[TwoWay]:
     """The single event and the series in a vdir folder, synced once to the vendor (and a
-    second time with nothing to do)."""
+    second time with nothing to do); the route's `direction` is `both` unless given."""
     folder = tmp_path / "cal"
     folder.mkdir()
     write(folder, "visit.ics", calendar(SINGLE))
     write(folder, "weekly.ics", calendar(SERIES))
     async with simulated(kind.module, **kind.switches) as (sim, base_url):
         vendor = kind(sim)
-        text = config_text(vendor, base_url, route_extra)
+        text = config_text(vendor, base_url, route_extra, direction)
         env = TwoWay(vendor, folder, write(tmp_path, "config.yaml", text))
         report = await env.sync()
         assert report.counts["created"] == 1 + WEEKS

@@ -337,11 +337,16 @@ def _token_refused(response: Response, where: str) -> None:
 
 def _refused(response: Response, where: str) -> None:
     """A write that breaks a CalDAV precondition (RFC 4791 5.3.2.1: no-uid-conflict,
-    valid-calendar-data, ...) comes as 403 or 409 with a DAV:error body: the item is
-    refused, not the credentials, and it is no concurrent change either."""
+    valid-calendar-data, ...) comes as 403 or 409 with a DAV:error body; a bare 403 on a
+    write, with credentials the listing accepted, is a share that may be read but not
+    written. Either way the item is refused, not the credentials, and it is no
+    concurrent change either."""
+    if response.status not in (403, 409):
+        return
     condition = dav.error_condition(_text(response))
-    if response.status == 409 or (response.status == 403 and condition):
-        raise Rejected(f"{where}: HTTP {response.status} {condition}".rstrip())
+    if response.status == 403 and not condition:
+        condition = "the server refuses writes here (a read-only share?)"
+    raise Rejected(f"{where}: HTTP {response.status} {condition}".rstrip())
 
 
 def _text(response: Response) -> str:

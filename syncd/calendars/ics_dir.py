@@ -19,9 +19,15 @@ from syncd.adapter import Caps
 from syncd.calendars.base import Listed
 from syncd.calendars.local import as_listing, find, parse_file, read_bytes, write_atomically
 from syncd.calendars.reuse import Expansions
-from syncd.calendars.rewrite import held_fields, read_back_window, remove_event, write_event
+from syncd.calendars.rewrite import (
+    held_fields,
+    read_back_window,
+    remove_event,
+    uids,
+    write_event,
+)
 from syncd.errors import Gone, Malformed, Rejected
-from syncd.ical import Limits, parse_for_rewrite
+from syncd.ical import Limits
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -72,17 +78,22 @@ class IcsDir(Listed):
         return listing
 
     async def create(self, key: str, event: Event) -> Record:
-        """A new single event as `<uid>.ics` (or over the file syncd wrote for it before a
-        crash: the UIDs syncd makes are its own); an occurrence goes into its series."""
+        """A new single event as `<uid>.ics`. When the file holding the UID exists (the
+        event is there but outside the route's rules, or syncd wrote it before a crash)
+        the event is written into it, keeping the file's other events and properties;
+        an occurrence goes into its series the same way."""
         occurrence = OccurrenceKey.parse(self.calendar_id, key)
         target = self._file_for(occurrence.uid)
-        if occurrence.rid != SINGLE:
-            return await self._edit(target, occurrence, event, held_fields(event))
-        if target.exists() and _uid_in(target) != occurrence.uid:
-            raise Rejected(f"{self.calendar_id}: {target.name} holds another event", key=key)
         async with self._lock(target):
-            data = write_event(None, occurrence, event, ())
-            await asyncio.to_thread(write_atomically, target, data)
+            data = await _existing(target)
+        if data is not None or occurrence.rid != SINGLE:
+            if data is not None and occurrence.uid not in await asyncio.to_thread(uids, data):
+                raise Rejected(f"{self.calendar_id}: {target.name} holds another event", key=key)
+            return await self._edit(target, occurrence, event, held_fields(event))
+        async with self._lock(target):
+            await asyncio.to_thread(
+                write_atomically, target, write_event(None, occurrence, event, ())
+            )
         return await self._read_back(target, occurrence, event)
 
     async def update(self, record: Record, event: Event, changed: frozenset[str]) -> Record:
@@ -138,11 +149,3 @@ async def _existing(target: Path) -> bytes | None:
         return await asyncio.to_thread(target.read_bytes)
     except FileNotFoundError:
         return None
-
-
-def _uid_in(file: Path) -> str:
-    try:
-        calendar = parse_for_rewrite(file.read_bytes())
-    except Exception:  # an unreadable file is not ours to overwrite
-        return ""
-    return next((str(v.get("uid")) for v in calendar.walk("VEVENT")), "")

@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 
 from syncd.errors import Gone, Rejected
-from syncd.ical import parse_for_rewrite
+from syncd.ical import parse_for_rewrite, zone_named
 from syncd.model import SINGLE, Event, OccurrenceKey, Window
 
 PRODID = "-//syncd//syncd//EN"
@@ -57,19 +57,22 @@ def write_event(
     """The calendar object `data` with `event` written for `key`.
 
     `data` None makes a new object holding one single event. A single event gets the
-    `changed` fields; an occurrence gets an override holding the whole event (an EXDATE
-    of it is dropped: writing an occurrence restores it). `Gone` when the object holds
-    no event with the key's UID; `Rejected` for an occurrence of a series not there.
+    `changed` fields; an occurrence gets an override with its times and the `changed`
+    fields (an EXDATE of it is dropped: writing an occurrence restores it). `Gone` when
+    the object holds no event with the key's UID; `Rejected` when the write cannot be
+    made without changing more than the occurrence (see `_Series`). `zone` is the
+    calendar's zone for floating times, unless the object names one (X-WR-TIMEZONE).
     """
     if data is None:
         if key.rid != SINGLE:
             raise Rejected(f"the series {key.uid} is not in the calendar", key=key.text)
         return bytes(new_calendar(key.uid, event).to_ical())
-    calendar = parse_for_rewrite(data)
+    calendar = _parse(data, key)
+    series = _Series(calendar, key, _floating_zone(calendar, zone))
     if key.rid == SINGLE:
-        _write_single(calendar, key, event, frozenset(changed), ZoneInfo(zone))
+        series.write_single(event, frozenset(changed))
     else:
-        _write_override(calendar, key, event, frozenset(changed), ZoneInfo(zone))
+        series.write_occurrence(event, frozenset(changed))
     return bytes(calendar.to_ical())
 
 
@@ -81,31 +84,37 @@ def held_fields(event: Event) -> frozenset[str]:
 
 def add_event(data: bytes, key: OccurrenceKey, event: Event) -> bytes:
     """A calendar holding many events (one `.ics` file) with a new single event added."""
-    calendar = parse_for_rewrite(data)
+    calendar = _parse(data, key)
     if _components(calendar, key.uid):
         raise Rejected(f"the calendar already holds an event {key.uid}", key=key.text)
     calendar.add_component(new_vevent(key.uid, event))
     return bytes(calendar.to_ical())
 
 
-def remove_event(data: bytes, key: OccurrenceKey, keep_empty: bool = False) -> bytes | None:
+def remove_event(
+    data: bytes, key: OccurrenceKey, keep_empty: bool = False, zone: str = "UTC"
+) -> bytes | None:
     """The object without `key`: a single event (with any overrides of its UID) removed,
     or an occurrence excluded by an EXDATE. None when no event is left in the object,
     unless `keep_empty` (a file that is the whole calendar stays, with no events)."""
-    calendar = parse_for_rewrite(data)
+    calendar = _parse(data, key)
     if key.rid == SINGLE:
         for component in _components(calendar, key.uid):
             calendar.subcomponents.remove(component)
     else:
-        _exclude(calendar, key)
+        _Series(calendar, key, _floating_zone(calendar, zone)).exclude()
     if not keep_empty and not any(c.name == "VEVENT" for c in calendar.subcomponents):
         return None
     return bytes(calendar.to_ical())
 
 
 def uids(data: bytes) -> set[str]:
-    """The UIDs of the events an object holds."""
-    return {str(c.get("uid")) for c in parse_for_rewrite(data).walk("VEVENT")}
+    """The UIDs of the events an object holds (none when it cannot be read)."""
+    try:
+        calendar = parse_for_rewrite(data)
+    except Exception:  # icalendar raises several types; unreadable is all that matters
+        return set()
+    return {str(c.get("uid")) for c in calendar.walk("VEVENT")}
 
 
 def new_calendar(uid: str, event: Event) -> icalendar.Calendar:
@@ -162,129 +171,183 @@ def _utc(value: date) -> datetime:
     return datetime.combine(value, time(), UTC)
 
 
-# --- singles ---------------------------------------------------------------------------
+# --- one UID's components ----------------------------------------------------------------
 
 
-def _write_single(
-    calendar: icalendar.Calendar,
-    key: OccurrenceKey,
-    event: Event,
-    changed: frozenset[str],
-    zone: tzinfo,
-) -> None:
-    vevent = _series(calendar, key)
-    if changed & {"start", "end"}:
-        _set_times(vevent, event, vevent, zone)  # moved, but kept in its own zone
-    set_fields(vevent, event, changed - {"start", "end"})
-    _bump(vevent)
+class _Series:
+    """The components of one UID in a calendar object: its master (the event, or the
+    series' rule-bearing component) and its overrides. An object may hold overrides
+    only (an invitation to one instance): those can be edited and removed, not added to.
+
+    Times are compared and written in the form of the master's DTSTART (RFC 5545
+    3.8.4.4); without a master, in the form of the overrides' RECURRENCE-ID. Floating
+    times are read in `zone`, as the reader does.
+    """
+
+    def __init__(self, calendar: icalendar.Calendar, key: OccurrenceKey, zone: tzinfo) -> None:
+        self.calendar, self.key, self.zone = calendar, key, zone
+        self.components = _components(calendar, key.uid)
+        if not self.components:
+            raise Gone(f"no event {key.uid} in the calendar", key=key.text)
+        masters = [c for c in self.components if c.get("recurrence-id") is None]
+        self.master: icalendar.cal.Component | None = masters[0] if masters else None
+        model = self.master["dtstart"] if self.master else self.components[0]["recurrence-id"]
+        self.form: date = _first(model).dt
+
+    def write_single(self, event: Event, changed: frozenset[str]) -> None:
+        """The changed fields into the event itself, its times in its own form."""
+        vevent = self._master()
+        if changed & {"start", "end"}:
+            self._set_times(vevent, event)
+        set_fields(vevent, event, changed - {"start", "end"})
+        _bump(vevent)
+
+    def write_occurrence(self, event: Event, changed: frozenset[str]) -> None:
+        """The occurrence's override, made from the series when it has none."""
+        original = self.rid_value()
+        override = self._override()
+        if override is None:
+            master = self._master(f"only some occurrences of {self.key.uid} are here")
+            self._drop_exdate(master, original)
+            override = self._new_override(original)
+        self._set_times(override, event)
+        set_fields(override, event, changed - {"start", "end"})
+        _bump(override, int(self.master.get("sequence", 0)) if self.master else 0)
+
+    def exclude(self) -> None:
+        """The occurrence gone: its override dropped, an EXDATE in the series."""
+        override = self._override()
+        if override is not None:
+            self.calendar.subcomponents.remove(override)
+        if self.master is None:
+            return  # overrides only: removing this one is all there is
+        original = self.rid_value()
+        if _comparable(original) not in self._exdates(self.master):
+            self.master.add("exdate", original)
+        _touch(self.master)
+        _bump(self.master)
+
+    # --- identifying the occurrence -------------------------------------------------------
+
+    def rid_value(self) -> date:
+        """The key's rid (`20270301`, `…T090000Z`, `…T090000L`) as a RECURRENCE-ID or
+        EXDATE value in the series' form."""
+        rid, form = self.key.rid, self.form
+        if "T" not in rid:
+            day = datetime.strptime(rid, "%Y%m%d").date()
+            return datetime.combine(day, form.timetz()) if isinstance(form, datetime) else day
+        moment = datetime.strptime(rid[:15], "%Y%m%dT%H%M%S")
+        if rid.endswith("Z"):
+            moment = moment.replace(tzinfo=UTC)
+        return self.as_form(moment)
+
+    def as_form(self, value: date) -> date:
+        """A time written in any form, in the series' form (so it can be compared)."""
+        form = self.form
+        if not isinstance(form, datetime):
+            return value.date() if isinstance(value, datetime) else value
+        if not isinstance(value, datetime):
+            return datetime.combine(value, form.timetz())
+        if form.tzinfo is None:
+            return value.astimezone(self.zone).replace(tzinfo=None) if value.tzinfo else value
+        return value.astimezone(form.tzinfo) if value.tzinfo else value.replace(tzinfo=form.tzinfo)
+
+    def _override(self) -> icalendar.cal.Component | None:
+        target = _comparable(self.rid_value())
+        for component in self.components:
+            rid = component.get("recurrence-id")
+            if rid is not None and _comparable(self.as_form(rid.dt)) == target:
+                if _starts_range(rid):
+                    raise Rejected(
+                        f"{self.key.uid}: this occurrence starts a THISANDFUTURE range; "
+                        "writing it alone would change every later one",
+                        key=self.key.text,
+                    )
+                return component
+        return None
+
+    def _master(self, why: str = "") -> icalendar.cal.Component:
+        if self.master is None:
+            raise Rejected(why or f"{self.key.uid} has no master component", key=self.key.text)
+        return self.master
+
+    # --- making and changing components ---------------------------------------------------
+
+    def _new_override(self, original: date) -> icalendar.cal.Component:
+        """An override made from the component that shapes this occurrence now (the
+        series, or a THISANDFUTURE override before it): its properties, not its rules or
+        times, and its subcomponents (alarms), with the occurrence's RECURRENCE-ID."""
+        template = self._template(original)
+        override = icalendar.Event()
+        for name, value in template.items():
+            if name.upper() not in _SERIES_ONLY:
+                override[name] = copy.deepcopy(value)
+        for sub in template.subcomponents:
+            override.add_component(copy.deepcopy(sub))
+        override.add("recurrence-id", original)
+        self.calendar.add_component(override)
+        return override
+
+    def _template(self, original: date) -> icalendar.cal.Component:
+        target = _comparable(original)
+        ranges = [
+            (_comparable(self.as_form(rid.dt)), c)
+            for c in self.components
+            if (rid := c.get("recurrence-id")) is not None and _starts_range(rid)
+        ]
+        before = [pair for pair in ranges if pair[0] <= target]
+        return max(before, key=lambda pair: pair[0])[1] if before else self._master()
+
+    def _set_times(self, component: icalendar.cal.Component, event: Event) -> None:
+        """DTSTART/DTEND in the series' form: its zone, floating wall time, or dates
+        (a vendor that keeps all-day events as UTC midnights gives back midnights)."""
+        start, end = event.start, event.end
+        if not isinstance(self.form, datetime) and _midnights(start, end):
+            start, end = _day_of(start), _day_of(end)
+        for prop, value in (("dtstart", start), ("dtend", end)):
+            component.pop(prop, None)
+            component.add(prop, self._like(value))
+        component.pop("duration", None)
+
+    def _like(self, value: date) -> date:
+        if not isinstance(value, datetime) or not isinstance(self.form, datetime):
+            return value  # a date stays a date; a timed occurrence of an all-day series stays timed
+        if self.form.tzinfo is None:
+            return value.astimezone(self.zone).replace(tzinfo=None)
+        return value.astimezone(self.form.tzinfo)
+
+    def _exdates(self, master: icalendar.cal.Component) -> set[Any]:
+        return {
+            _comparable(self.as_form(each.dt))
+            for prop in _all(master.get("exdate", []))
+            for each in prop.dts
+        }
+
+    def _drop_exdate(self, master: icalendar.cal.Component, original: date) -> None:
+        """Forget an EXDATE of `original` (a restored occurrence), keeping the others."""
+        target = _comparable(original)
+        if target not in self._exdates(master):
+            return
+        kept = [
+            each.dt
+            for prop in _all(master.pop("exdate"))
+            for each in prop.dts
+            if _comparable(self.as_form(each.dt)) != target
+        ]
+        for value in kept:
+            master.add("exdate", value)
 
 
-# --- occurrences -----------------------------------------------------------------------
+def _starts_range(rid: Any) -> bool:
+    return str(getattr(rid, "params", {}).get("RANGE", "")).upper() == "THISANDFUTURE"
 
 
-def _write_override(
-    calendar: icalendar.Calendar,
-    key: OccurrenceKey,
-    event: Event,
-    changed: frozenset[str],
-    zone: tzinfo,
-) -> None:
-    series = _series(calendar, key)
-    original = rid_value(key.rid, series)
-    _drop_exdate(series, original)
-    override = _override(calendar, key, series) or _new_override(calendar, series, original)
-    _set_times(override, event, series, zone)
-    set_fields(override, event, changed - {"start", "end"})
-    _bump(override, int(series.get("sequence", 0)))
+def _midnights(start: date, end: date) -> bool:
+    return all(isinstance(v, datetime) and v.astimezone(UTC).time() == time() for v in (start, end))
 
 
-def _exclude(calendar: icalendar.Calendar, key: OccurrenceKey) -> None:
-    series = _series(calendar, key)
-    override = _override(calendar, key, series)
-    if override is not None:
-        calendar.subcomponents.remove(override)
-    original = rid_value(key.rid, series)
-    if original not in _exdates(series):
-        series.add("exdate", original)
-    _touch(series)
-    _bump(series)
-
-
-def _new_override(
-    calendar: icalendar.Calendar, series: icalendar.cal.Component, original: date
-) -> icalendar.cal.Component:
-    """An override made from the series' component: its properties (not its rules or
-    times) and its subcomponents (alarms), with the occurrence's RECURRENCE-ID."""
-    override = icalendar.Event()
-    for name, value in series.items():
-        if name.upper() not in _SERIES_ONLY:
-            override[name] = copy.deepcopy(value)
-    for sub in series.subcomponents:
-        override.add_component(copy.deepcopy(sub))
-    override.add("recurrence-id", original)
-    calendar.add_component(override)
-    return override
-
-
-def _set_times(
-    override: icalendar.cal.Component,
-    event: Event,
-    series: icalendar.cal.Component,
-    zone: tzinfo,
-) -> None:
-    """DTSTART/DTEND in the form of the series' (or the event's own) DTSTART: its zone,
-    floating wall time, or dates."""
-    start_value = _first(series.get("dtstart")).dt
-    for prop, value in (("dtstart", event.start), ("dtend", event.end)):
-        override.pop(prop, None)
-        override.add(prop, _like(value, start_value, zone))
-    override.pop("duration", None)
-
-
-def _like(value: date, model: date, zone: tzinfo) -> date:
-    """`value` (a date, or an aware time) in the form of `model`."""
-    if not isinstance(value, datetime):
-        return value
-    if not isinstance(model, datetime):
-        return value  # a timed occurrence of an all-day series: keep it timed
-    if model.tzinfo is None:
-        return value.astimezone(zone).replace(tzinfo=None)
-    return value.astimezone(model.tzinfo)
-
-
-def rid_value(rid: str, series: icalendar.cal.Component) -> date:
-    """A rid (`20270301`, `20270301T090000Z`, `20270301T090000L`) as a RECURRENCE-ID or
-    EXDATE value of the series: the form of its DTSTART."""
-    start = _first(series.get("dtstart")).dt
-    if "T" not in rid:
-        day = datetime.strptime(rid, "%Y%m%d").date()
-        return datetime.combine(day, start.timetz()) if isinstance(start, datetime) else day
-    moment = datetime.strptime(rid[:15], "%Y%m%dT%H%M%S")
-    if rid.endswith("L") or not isinstance(start, datetime) or start.tzinfo is None:
-        return moment
-    return moment.replace(tzinfo=UTC).astimezone(start.tzinfo)
-
-
-def _override(
-    calendar: icalendar.Calendar, key: OccurrenceKey, series: icalendar.cal.Component
-) -> icalendar.cal.Component | None:
-    target = _comparable(rid_value(key.rid, series))
-    for component in _components(calendar, key.uid):
-        rid = component.get("recurrence-id")
-        if rid is not None and _comparable(_as_series(rid.dt, series)) == target:
-            return component
-    return None
-
-
-def _as_series(value: date, series: icalendar.cal.Component) -> date:
-    """A RECURRENCE-ID as written, in the series' form (a date for a timed series takes
-    the series' time; a floating one its zone)."""
-    start = _first(series.get("dtstart")).dt
-    if isinstance(start, datetime) and not isinstance(value, datetime):
-        return datetime.combine(value, start.timetz())
-    if isinstance(start, datetime) and isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=start.tzinfo)
-    return value
+def _day_of(value: date) -> date:
+    return value.astimezone(UTC).date() if isinstance(value, datetime) else value
 
 
 def _comparable(value: date) -> Any:
@@ -293,27 +356,23 @@ def _comparable(value: date) -> Any:
     return value
 
 
-def _exdates(series: icalendar.cal.Component) -> set[Any]:
-    values = series.get("exdate")
-    found: set[Any] = set()
-    for prop in values if isinstance(values, list) else [values] if values else []:
-        found.update(_comparable(_as_series(each.dt, series)) for each in prop.dts)
-    return found
+def _floating_zone(calendar: icalendar.Calendar, zone: str) -> tzinfo:
+    """The zone floating times are read in: the object's X-WR-TIMEZONE when it names one
+    (as the reader applies it), else the calendar's configured zone."""
+    named = calendar.get("x-wr-timezone")
+    found = zone_named(str(_first(named))) if named is not None else None
+    return found or ZoneInfo(zone)
 
 
-def _drop_exdate(series: icalendar.cal.Component, original: date) -> None:
-    """Forget an EXDATE of `original` (a restored occurrence), keeping the others."""
-    target = _comparable(original)
-    if target not in _exdates(series):
-        return
-    kept = [
-        each.dt
-        for prop in _all(series.pop("exdate"))
-        for each in prop.dts
-        if _comparable(_as_series(each.dt, series)) != target
-    ]
-    for value in kept:
-        series.add("exdate", value)
+def _parse(data: bytes, key: OccurrenceKey) -> icalendar.Calendar:
+    """The object parsed whole for editing; one the writer cannot read is refused for
+    this item (quarantined), never a failure of the run."""
+    try:
+        return parse_for_rewrite(data)
+    except Exception as exc:  # icalendar raises ValueError, KeyError, TypeError, ...
+        raise Rejected(
+            f"cannot rewrite {key.uid}: the object does not parse whole: {exc}", key=key.text
+        ) from exc
 
 
 # --- finding components ----------------------------------------------------------------
@@ -323,14 +382,6 @@ def _components(calendar: icalendar.Calendar, uid: str) -> list[icalendar.cal.Co
     return [
         c for c in calendar.subcomponents if c.name == "VEVENT" and str(c.get("uid", "")) == uid
     ]
-
-
-def _series(calendar: icalendar.Calendar, key: OccurrenceKey) -> icalendar.cal.Component:
-    """The component without RECURRENCE-ID of the key's UID: the event or its series."""
-    for component in _components(calendar, key.uid):
-        if component.get("recurrence-id") is None:
-            return component
-    raise Gone(f"no event {key.uid} in the calendar", key=key.text)
 
 
 def _bump(component: icalendar.cal.Component, floor: int = 0) -> None:

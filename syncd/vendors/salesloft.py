@@ -80,10 +80,7 @@ MAX_PAGES = 5_000
 MAX_POLLS = 3_600
 BULK_FROM = 500
 FIELDS: frozenset[str] = frozenset(
-    {
-        *("start", "end", "title", "description", "location", "status"),
-        *("organizer", "attendees", "outcome"),
-    }
+    {"start", "end", "title", "description", "location", "status", "organizer", "attendees"}
 )
 RSVP = {"ACCEPTED": "accepted", "DECLINED": "declined", "TENTATIVE": "tentative"}
 PARTSTAT = {v: k for k, v in RSVP.items()} | {"needsAction": "NEEDS-ACTION"}
@@ -207,7 +204,6 @@ def to_event(item: Payload) -> Event:
             for p in people
         ),
         transparent=item.get("transparency") == "transparent",
-        outcome="no_show" if item.get("no_show") is True else "",
     )
 
 

@@ -273,6 +273,7 @@ class YSuite:
             title=title_text(event.title),
             description=event.description.strip(),
             status=STATUS_NAMES[status_code(event.status)],
+            outcome=event.outcome,  # the vendor's own: written back, never sent
         )
 
     async def list(self, window: Window) -> Listing:

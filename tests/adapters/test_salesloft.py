@@ -89,7 +89,7 @@ class TestSalesloft(AdapterContract):
         assert typed.caps.absence == "relist" and not typed.caps.server_ids
         assert typed.caps.fields == {
             "start", "end", "title", "description", "location", "status", "organizer",
-            "attendees", "outcome",
+            "attendees",
         }  # fmt: skip
 
     def test_translation_of_the_seed_response(self) -> None:

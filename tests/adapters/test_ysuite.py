@@ -91,6 +91,14 @@ class TestYSuite(AdapterContract):
         assert caps.server_ids and caps.holds_cancelled and caps.absence == "get"
         assert caps.updatable and caps.deletable and not caps.partial_update
 
+    def test_its_projection_keeps_an_outcome_so_one_that_flowed_back_is_no_difference(
+        self, adapter: YSuite
+    ) -> None:
+        """The projection dropped the outcome: every outcome written into the calendar
+        left the link noted as "the vendor holds other values for: outcome"."""
+        event = Event(datetime(2027, 3, 1, 9, tzinfo=UTC), datetime(2027, 3, 1, 10, tzinfo=UTC))
+        assert adapter.project(replace(event, outcome="no_show")).outcome == "no_show"
+
     # -- translation -----------------------------------------------------------------------
 
     def test_translation_of_the_documented_list_example(self) -> None:
