@@ -12,6 +12,7 @@ from syncd.calendars.caldav import Caldav
 from syncd.calendars.ics_dir import IcsDir
 from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.ics_url import IcsUrl
+from syncd.calendars.reuse import Expansions
 from syncd.config import Config
 from syncd.http import Budget, HttpClient
 from syncd.ical import Limits
@@ -203,6 +204,14 @@ def vendor_http(vendor_id: str, config: VendorConfig, session: aiohttp.ClientSes
     return http_client(vendor_id, config, session, headers(config))
 
 
+def _keep_expansions(calendar: Adapter, state: State) -> None:
+    """Let the calendar keep its parsed blocks in the state store, so a restart (or the
+    next `syncd sync`) re-parses only what changed."""
+    expansions = getattr(calendar, "expansions", None)
+    if isinstance(expansions, Expansions):
+        expansions.store = state
+
+
 def runners(
     config: Config, state: State, session: aiohttp.ClientSession, names: Iterable[str]
 ) -> dict[str, RouteRunner]:
@@ -217,6 +226,7 @@ def runners(
             calendars[route.calendar] = calendar_adapter(
                 route.calendar, config.calendars[route.calendar], session
             )
+            _keep_expansions(calendars[route.calendar], state)
         vendor = config.vendors[route.vendor]
         if route.vendor not in funnels:
             funnels[route.vendor] = vendor_http(route.vendor, vendor, session)

@@ -23,7 +23,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from syncd.errors import RouteBusy, SyncdError
-from syncd.model import Link, moment_text, parse_moment
+from syncd.model import Link, Window, as_utc, moment_text, parse_moment
 
 BUSY_TIMEOUT_MS = 10_000
 migrations = Migrations("syncd")
@@ -31,6 +31,10 @@ migrations = Migrations("syncd")
 
 class StateError(SyncdError):
     """The state file cannot be used as asked."""
+
+
+StoredSource = tuple[str, Window, dict[str, tuple[str, str]]]
+"""A source's kept expansion: its body digest, the window covered, {uid: (digest, data)}."""
 
 
 def utc_now() -> str:
@@ -154,6 +158,27 @@ def m002_route_settings(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations()
+def m003_block_cache(db: sqlite_utils.Database) -> None:
+    """Each calendar source's expansion per UID group, so a restart (or a one-shot
+    `syncd sync`) re-parses only the groups that changed (issue 6)."""
+    db.table("block_sources").create(
+        {
+            "calendar": str,
+            "source": str,
+            "stamp": str,
+            "digest": str,
+            "covers_start": str,
+            "covers_end": str,
+        },
+        pk=("calendar", "source"),
+    )
+    db.table("block_cache").create(
+        {"calendar": str, "source": str, "uid": str, "digest": str, "data": str},
+        pk=("calendar", "source", "uid"),
+    )
+
+
 def _create_views(db: sqlite_utils.Database) -> None:
     db.create_view(
         "route_status",
@@ -204,6 +229,7 @@ class State:
         dry runs that must not create a file; `read_only` opens an existing file for
         `status` and `plan`, which must write nothing (so it is not migrated either)."""
         self.path = path
+        self.writable = not read_only
         if path is None:
             self.db = sqlite_utils.Database(memory=True)
         elif read_only:
@@ -267,6 +293,70 @@ class State:
         """Let go of the route's lock if we hold it."""
         with self.db.atomic():
             self.db.execute("DELETE FROM locks WHERE route = ? AND holder = ?", [route, holder])
+
+    # --- the block cache (calendars/reuse.py) ---------------------------------------------
+
+    def load_parts(self, calendar: str, source: str, stamp: str) -> StoredSource | None:
+        """A source's kept expansion: (body digest, window covered, {uid: (digest, data)}),
+        or None when there is none written by this `stamp` (syncd version and settings)."""
+        rows = self._rows(
+            "SELECT * FROM block_sources WHERE calendar = ? AND source = ? AND stamp = ?",
+            [calendar, source, stamp],
+        )
+        if not rows:
+            return None
+        parts = self.db.execute(
+            "SELECT uid, digest, data FROM block_cache WHERE calendar = ? AND source = ?",
+            [calendar, source],
+        ).fetchall()
+        row = rows[0]
+        covers = Window(*(as_utc(parse_moment(row[n])) for n in ("covers_start", "covers_end")))
+        return row["digest"], covers, {uid: (digest, data) for uid, digest, data in parts}
+
+    def save_parts(
+        self,
+        calendar: str,
+        source: str,
+        head: tuple[str, str, Window],
+        changed: dict[str, tuple[str, str]],
+        removed: Iterable[str],
+    ) -> None:
+        """Keep a source's expansion: `head` is (stamp, body digest, window covered);
+        `changed` the groups parsed anew, `removed` the UIDs no longer there."""
+        if not self.writable:
+            return  # `syncd plan` and `status` write nothing
+        stamp, digest, covers = head
+        with self.db.atomic():
+            self.db.execute(
+                "INSERT OR REPLACE INTO block_sources VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    calendar,
+                    source,
+                    stamp,
+                    digest,
+                    moment_text(covers.start),
+                    moment_text(covers.end),
+                ],
+            )
+            self.db.conn.executemany(
+                "INSERT OR REPLACE INTO block_cache VALUES (?, ?, ?, ?, ?)",
+                [(calendar, source, uid, d, data) for uid, (d, data) in changed.items()],
+            )
+            self.db.conn.executemany(
+                "DELETE FROM block_cache WHERE calendar = ? AND source = ? AND uid = ?",
+                [(calendar, source, uid) for uid in removed],
+            )
+
+    def drop_parts(self, calendar: str, source: str | None = None) -> None:
+        """Forget a calendar's kept expansions (a full resync), or one source's."""
+        if not self.writable:
+            return
+        where, params = "calendar = ?", [calendar]
+        if source is not None:
+            where, params = "calendar = ? AND source = ?", [calendar, source]
+        with self.db.atomic():
+            self.db.execute(f"DELETE FROM block_sources WHERE {where}", params)
+            self.db.execute(f"DELETE FROM block_cache WHERE {where}", params)
 
     # --- links --------------------------------------------------------------------------
 

@@ -28,13 +28,15 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Protocol
 
-from syncd import blocks
+from syncd import __version__, blocks, codec
 from syncd.errors import Malformed
 from syncd.ical import Limits, read_calendar
 from syncd.model import Listing, Problem, Record, Window
 
 SLACK = timedelta(days=1)
+FORMAT = 1  # bump when expansion changes what records a body gives: kept parts are dropped
 _CAPPED = "(Limits.per_calendar)"  # the reason of a Problem left by the per-calendar cap
 
 
@@ -58,6 +60,25 @@ class Kept:
     parts: dict[str, Part] | None = None
 
 
+class PartStore(Protocol):
+    """Where kept expansions outlive the process (the state store)."""
+
+    def load_parts(
+        self, calendar: str, source: str, stamp: str
+    ) -> tuple[str, Window, dict[str, tuple[str, str]]] | None: ...
+
+    def save_parts(
+        self,
+        calendar: str,
+        source: str,
+        head: tuple[str, str, Window],
+        changed: dict[str, tuple[str, str]],
+        removed: Iterable[str],
+    ) -> None: ...
+
+    def drop_parts(self, calendar: str, source: str | None = None) -> None: ...
+
+
 @dataclass
 class Expansions:
     """The last expansion of each source (a feed, a file) of one calendar."""
@@ -69,22 +90,64 @@ class Expansions:
     parses: int = 0  # listings built from new bytes, whole or in part (tests and benches)
     whole_parses: int = 0  # bodies handed whole to read_calendar
     groups_parsed: int = 0  # UID groups handed to read_calendar, whole or in part
+    store: PartStore | None = field(default=None, repr=False)  # kept across restarts
 
     async def listing(self, source: str, data: bytes, window: Window) -> Listing:
         """The listing of `data` inside `window`, parsed only where something changed."""
         digest = hashlib.sha256(data).hexdigest()
-        kept = self.kept.get(source)
+        kept = self.kept.get(source) or await self._restored(source)
         if kept and kept.digest == digest and _inside(window, kept.covers):
+            self.kept[source] = kept
             return kept.listing
+        fresh = None
         if kept and kept.parts is not None and _inside(window, kept.covers):
             found = await asyncio.to_thread(self._partial, data, kept)
-            if found is not None:
-                self.kept[source] = Kept(digest, kept.covers, *found)
-                return found[0]
-        covers = Window(window.start, window.end + SLACK)
-        listing, parts = await asyncio.to_thread(self._parse, source, data, covers)
-        self.kept[source] = Kept(digest, covers, listing, parts)
-        return listing
+            fresh = None if found is None else Kept(digest, kept.covers, *found)
+        if fresh is None:
+            covers = Window(window.start, window.end + SLACK)
+            fresh = Kept(
+                digest, covers, *await asyncio.to_thread(self._parse, source, data, covers)
+            )
+        self.kept[source] = fresh
+        await self._persist(source, kept, fresh)
+        return fresh.listing
+
+    # --- kept across restarts -------------------------------------------------------------
+
+    @property
+    def stamp(self) -> str:
+        """What kept parts depend on besides the bytes: syncd and these settings."""
+        limits = f"{self.limits.per_series}/{self.limits.per_calendar}"
+        return f"{__version__}/{FORMAT}/{self.timezone}/{limits}"
+
+    async def _restored(self, source: str) -> Kept | None:
+        """The expansion a previous process kept for `source`, or None."""
+        stored = self.store.load_parts(self.calendar, source, self.stamp) if self.store else None
+        if stored is None:
+            return None
+        digest, covers, parts = stored
+        decoded = await asyncio.to_thread(_decoded, parts)
+        return Kept(digest, covers, _assembled(decoded), decoded)
+
+    async def _persist(self, source: str, old: Kept | None, new: Kept) -> None:
+        if self.store is None:
+            return
+        if new.parts is None:
+            self.store.drop_parts(self.calendar, source)  # cannot be kept by group
+            return
+        kept = old.parts if old is not None and old.parts is not None else {}
+        before = kept if old is not None and old.covers == new.covers else {}
+        changed = {
+            uid: part
+            for uid, part in new.parts.items()
+            if uid not in before or before[uid].digest != part.digest
+        }
+        removed = kept.keys() - new.parts.keys()
+        if old is not None and old.digest == new.digest and not (changed or removed):
+            return
+        encoded = await asyncio.to_thread(_encoded, changed)
+        head = (self.stamp, new.digest, new.covers)
+        self.store.save_parts(self.calendar, source, head, encoded, removed)
 
     def _parse(
         self, source: str, data: bytes, covers: Window
@@ -128,16 +191,10 @@ class Expansions:
                 return None
             parts.update({g.uid: Part(g.digest, *shares[g.uid]) for g in changed})
         self.parses += 1
-        records = _sorted(r for part in parts.values() for r in part.records)
-        if len(records) > self.limits.per_calendar:
+        listing = _assembled(parts)
+        if len(listing.records) > self.limits.per_calendar:
             return None  # the cap cuts by series order: only a whole parse knows it
-        problems = tuple(
-            sorted(
-                (p for part in parts.values() for p in part.problems),
-                key=lambda item: (item.key, item.reason),
-            )
-        )
-        return Listing(records, problems), parts
+        return listing, parts
 
     def _read(
         self, data: bytes, covers: Window, source: str
@@ -155,8 +212,10 @@ class Expansions:
         return expansion.records, expansion.problems
 
     def forget(self) -> None:
-        """Parse everything again next time (a full resync)."""
+        """Parse everything again next time (a full resync), here and in the store."""
         self.kept.clear()
+        if self.store is not None:
+            self.store.drop_parts(self.calendar)
 
 
 def _inside(window: Window, covers: Window) -> bool:
@@ -198,3 +257,23 @@ def _share(
 
 def _sorted(records: Iterable[Record]) -> tuple[Record, ...]:
     return tuple(sorted(records, key=lambda record: record.key))
+
+
+def _assembled(parts: dict[str, Part]) -> Listing:
+    """The listing made of kept parts: what a whole parse gives, in its order."""
+    records = _sorted(r for part in parts.values() for r in part.records)
+    problems = sorted(
+        (p for part in parts.values() for p in part.problems),
+        key=lambda item: (item.key, item.reason),
+    )
+    return Listing(records, tuple(problems))
+
+
+def _encoded(parts: dict[str, Part]) -> dict[str, tuple[str, str]]:
+    return {
+        uid: (part.digest, codec.dumps(part.records, part.problems)) for uid, part in parts.items()
+    }
+
+
+def _decoded(stored: dict[str, tuple[str, str]]) -> dict[str, Part]:
+    return {uid: Part(digest, *codec.loads(data)) for uid, (digest, data) in stored.items()}
