@@ -62,6 +62,15 @@ class Adapter(Protocol):
 
 
 @runtime_checkable
+class KeepsListing(Protocol):
+    """A side that keeps its last listing, with its own writes in it (the daemon's)."""
+
+    def kept(self) -> Listing | None:
+        """The listing it would answer now without asking the side, or None."""
+        ...
+
+
+@runtime_checkable
 class BulkAdapter(Adapter, Protocol):
     """A side that can also write many records in one go (`Caps.bulk_from` > 0)."""
 

@@ -53,6 +53,12 @@ class Polled:
                 self._fetched = self.clock()
             return self._listing
 
+    def kept(self) -> Listing | None:
+        """The listing `list` would answer now without asking the side, or None."""
+        if self._listing is None or self.clock() - self._fetched >= self.every * FRESH:
+            return None
+        return self._listing
+
     def expire(self, validators: bool = True) -> None:
         """Forget the listing (a resync); with `validators` also any the side keeps
         (ETags): a full resync."""

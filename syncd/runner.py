@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from syncd import routing
-from syncd.adapter import Adapter
+from syncd.adapter import Adapter, KeepsListing
 from syncd.apply import Applier, Binding, RunCounts
 from syncd.errors import AdapterError, AuthFailed, Gone, RateLimited, Unavailable
 from syncd.model import (
@@ -47,6 +47,8 @@ from syncd.state import State
 
 log = logging.getLogger("syncd.runner")
 QUIET_FOR = 600.0  # seconds an unchanged route skips planning (see `_quiet_since`)
+_UNSETTLED = ("quarantined", "parked", "unavailable", "raced", "marked_missing")
+"""Counts after which a run's sides are not settled: the next run must plan again."""
 REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
 
 
@@ -149,13 +151,32 @@ class RouteRunner:
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
         report = await self._apply(ops, held, problems)
-        quiet = not ops and not held and report.outcome == "ok"
-        self._quiet = (
-            (cal_listing, ven_listing, self.state.others_wrote(), time.monotonic())
-            if quiet
-            else None
-        )
+        self._quiet = self._settled(cal_listing, ven_listing, ops, held, report)
         return report
+
+    def _settled(
+        self,
+        cal: Listing,
+        ven: Listing,
+        ops: tuple[Op, ...],
+        held: tuple[Op, ...],
+        report: RunReport,
+    ) -> tuple[Listing, Listing, int, float] | None:
+        """What the next run may skip planning against: the listings this run planned
+        nothing from; or, when every op went through, the listings the sides keep now
+        with this run's writes in them (planning them again finds nothing to do: the
+        state recorded what each write read back). A first sync is then followed by a
+        quiet 304, not by a plan against every link."""
+        if held or report.outcome != "ok":
+            return None
+        if ops:
+            if any(report.counts.get(name) for name in _UNSETTLED):
+                return None
+            cal_now, ven_now = _kept(self.calendar), _kept(self.vendor)
+            if cal_now is None or ven_now is None:
+                return None
+            cal, ven = cal_now, ven_now
+        return cal, ven, self.state.others_wrote(), time.monotonic()
 
     def _quiet_since(self, cal: Listing, ven: Listing) -> bool:
         """Nothing can have changed: both listings are the very ones the last run planned
@@ -467,6 +488,10 @@ class RouteRunner:
             return RunReport(self.route_id, "failed", ops, held, done, problems, error, _pause(exc))
         self._raced = frozenset(applier.raced)
         return _report(self.route_id, ops, held, counts, problems)
+
+
+def _kept(side: Adapter) -> Listing | None:
+    return side.kept() if isinstance(side, KeepsListing) else None
 
 
 def _summed(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:

@@ -37,32 +37,40 @@ def route_runner(tmp_path: Path) -> tuple[RouteRunner, MemoryAdapter, Polled]:
 
 async def test_an_unchanged_route_skips_planning_until_something_changes(tmp_path):
     runner, calendar, kept = route_runner(tmp_path)
-    await runner.run()  # creates: the vendor listing changes with its own writes
-    await runner.run()  # plans, finds nothing to do
-    assert runner.plans == 2
-
+    await runner.run()  # creates, each write kept in the vendor's listing: settled
     await runner.run()
     await runner.run()
-    assert runner.plans == 2  # same listings, nothing else wrote: nothing to plan
+    assert runner.plans == 1  # the kept listings hold the run's own writes: nothing to plan
 
     calendar.put("VEVENT:e9:-", Event(NOW + timedelta(days=2), NOW + timedelta(days=2, hours=1)))
     kept.expire()  # the calendar is listed again (a new poll)
     report = await runner.run()
-    assert runner.plans == 3 and report.counts["created"] == 1
+    assert runner.plans == 2 and report.counts["created"] == 1
+
+
+async def test_a_run_whose_writes_did_not_all_go_through_is_planned_again(tmp_path):
+    runner, _, _ = route_runner(tmp_path)
+    vendor = runner.vendor
+    assert isinstance(vendor, Polled) and isinstance(vendor.inner, MemoryAdapter)
+    vendor.inner.reject = {"cal:e1"}
+    first = await runner.run()
+    assert first.counts["quarantined"] == 1
+    await runner.run()
+    assert runner.plans == 2  # not settled: the refused item is looked at again
 
 
 async def test_another_process_writing_the_state_makes_the_route_plan_again(tmp_path):
     runner, _, _ = route_runner(tmp_path)
     await runner.run()
     await runner.run()
-    assert runner.plans == 2
+    assert runner.plans == 1
     other = State(tmp_path / "s.db")  # `syncd reset r` in another process
     other.reset("r")
     other.close()
 
     report = await runner.run()
 
-    assert runner.plans == 3 and report.counts["adopted"] == 3  # re-adopted, not skipped
+    assert runner.plans == 2 and report.counts["adopted"] == 3  # re-adopted, not skipped
 
 
 async def test_a_changed_listing_reuses_the_views_of_the_records_that_did_not_change(tmp_path):
