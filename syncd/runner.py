@@ -163,20 +163,20 @@ class RouteRunner:
         report: RunReport,
     ) -> tuple[Listing, Listing, int, float] | None:
         """What the next run may skip planning against: the listings this run planned
-        nothing from; or, when every op went through, the listings the sides keep now
-        with this run's writes in them (planning them again finds nothing to do: the
-        state recorded what each write read back). A first sync is then followed by a
-        quiet 304, not by a plan against every link."""
+        nothing from; or, when every op went through, those listings with this run's
+        writes in them: the one a written side keeps now (planning them again finds
+        nothing to do: the state recorded what each write read back). A first sync is
+        then followed by a quiet 304, not by a plan against every link."""
         if held or report.outcome != "ok":
             return None
-        if ops:
-            if any(report.counts.get(name) for name in _UNSETTLED):
-                return None
-            cal_now, ven_now = _kept(self.calendar), _kept(self.vendor)
-            if cal_now is None or ven_now is None:
-                return None
-            cal, ven = cal_now, ven_now
-        return cal, ven, self.state.others_wrote(), time.monotonic()
+        if any(report.counts.get(name) for name in _UNSETTLED):
+            return None
+        written = {op.side for op in ops if op.writes}
+        cal_now = _kept(self.calendar) if "calendar" in written else cal
+        ven_now = _kept(self.vendor) if "vendor" in written else ven
+        if cal_now is None or ven_now is None:
+            return None
+        return cal_now, ven_now, self.state.others_wrote(), time.monotonic()
 
     def _quiet_since(self, cal: Listing, ven: Listing) -> bool:
         """Nothing can have changed: both listings are the very ones the last run planned

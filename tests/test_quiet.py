@@ -113,3 +113,21 @@ async def test_a_cannot_delete_tombstone_does_not_block_re_creating_the_event(tm
 
     assert ("calendar", "VEVENT:e0:-") not in kept  # the event may come back and sync
     assert ("calendar", "VEVENT:e1:-") in kept  # a kept vendor deletion still holds
+
+
+async def test_a_first_sync_is_followed_by_a_quiet_run_while_the_calendar_is_unchanged(tmp_path):
+    """The calendar is listed again every run (a feed answering 304, a file read again):
+    the same kept listing comes back, and the vendor's kept listing holds the creates,
+    so the run after a first sync plans nothing instead of comparing every link."""
+    path = write(
+        tmp_path, "calendar.ics", calendar(*(Vevent(f"e{n}", "Call", day(1 + n)) for n in range(5)))
+    )
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
+    )
+    calendar_side = Polled(IcsFile("cal", path), timedelta(0))  # listed afresh every run
+    vendor = Polled(MemoryAdapter(), timedelta(hours=1))
+    runner = RouteRunner("r", route, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
+    first = await runner.run()
+    await runner.run()
+    assert first.counts["created"] == 5 and runner.plans == 1

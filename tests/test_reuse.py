@@ -3,6 +3,7 @@ the kept listing; new bytes or a window beyond it parse again."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -199,3 +200,17 @@ async def test_a_dtstamp_only_change_returns_the_kept_listing_itself():
     restamped = BODY.replace(b"DTSTAMP:20260101T000000Z", b"DTSTAMP:20270101T000000Z")
     assert restamped != BODY
     assert await expansions.listing("feed", restamped, WINDOW) is first
+
+
+async def test_parsing_a_big_body_leaves_the_event_loop_free():
+    """Parsing and expansion run in a worker thread: the daemon's other routes and its
+    watchdog pings go on meanwhile (counted in loop turns, not time)."""
+    body = calendar(*(Vevent(f"e{n}", "Call", day(1 + n % 20)) for n in range(1500))).encode()
+    expansions = Expansions("cal")
+    parse = asyncio.create_task(expansions.listing("feed", body, WINDOW))
+    turns = 0
+    while not parse.done():
+        turns += 1
+        await asyncio.sleep(0)
+    assert len((await parse).records) == 1500
+    assert turns > 1  # a parse on the loop itself would finish before the second turn
