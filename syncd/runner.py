@@ -134,11 +134,11 @@ class RouteRunner:
     async def _pass(self, *, dry_run: bool, release: bool) -> RunReport:
         window = Window.around(self.clock(), self.route.window.past, self.route.window.future)
         self._last_window = window
-        self._views.next_run()
         try:
             cal_listing, ven_listing = await self._list_both(window)
             if not (dry_run or release) and self._quiet_since(cal_listing, ven_listing):
                 return RunReport(self.route_id, "ok")
+            self._views.next_run()  # only runs that plan age the views: quiet ones use none
             links = self.state.links(self.route_id)
             inputs, problems = await self._inputs(window, cal_listing, ven_listing, links)
         except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing

@@ -131,3 +131,35 @@ async def test_a_first_sync_is_followed_by_a_quiet_run_while_the_calendar_is_unc
     first = await runner.run()
     await runner.run()
     assert first.counts["created"] == 5 and runner.plans == 1
+
+
+async def test_views_outlive_quiet_runs(tmp_path):
+    """A quiet run aged the kept views without using any: the next change re-made the
+    view of every record (1.7 s instead of 0.9 s for 1% of a 10,000-event feed)."""
+    events = [Vevent(f"e{n}", f"Call {n}", day(1 + n)) for n in range(4)]
+    path = write(tmp_path, "calendar.ics", calendar(*events))
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
+    )
+    calendar_side = Polled(IcsFile("cal", path), timedelta(0))
+    vendor = Polled(MemoryAdapter(), timedelta(hours=1))
+    runner = RouteRunner("r", route, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
+    await runner.run()
+    await runner.run()  # quiet
+    await runner.run()  # quiet
+    made: list[str] = []
+    original = runner._calendar_item
+
+    def counting(record: Record, window: Window) -> Item | None:
+        made.append(record.key)
+        return original(record, window)
+
+    runner._calendar_item = counting  # type: ignore[method-assign]
+    write(
+        tmp_path,
+        "calendar.ics",
+        calendar(replace(events[2], title="Moved"), *events[:2], events[3]),
+    )
+    report = await runner.run()
+    assert report.counts["updated"] == 1
+    assert made == ["VEVENT:e2:-"]
