@@ -38,6 +38,7 @@ class Polled:
         self.every = every.total_seconds()
         self.clock = clock
         self._listing: Listing | None = None
+        self._writes: dict[str, Record | None] = {}  # key -> written record (None: gone)
         self._fetched = 0.0
         self._turn = asyncio.Lock()
 
@@ -48,15 +49,22 @@ class Polled:
     async def list(self, window: Window) -> Listing:
         """The last listing while it is younger than `every`, else a fresh one."""
         async with self._turn:  # routes asking at once share one fetch
-            if self._listing is None or self.clock() - self._fetched >= self.every * FRESH:
-                self._listing = await self.inner.list(window)
+            current = self.kept()
+            if current is None:
+                self._listing, self._writes = await self.inner.list(window), {}
                 self._fetched = self.clock()
-            return self._listing
+                return self._listing
+            return current
 
     def kept(self) -> Listing | None:
         """The listing `list` would answer now without asking the side, or None."""
         if self._listing is None or self.clock() - self._fetched >= self.every * FRESH:
             return None
+        if self._writes:  # folded in once per listing asked, not once per write
+            gone = self._writes.keys()
+            kept = tuple(r for r in self._listing.records if r.key not in gone)
+            written = tuple(r for r in self._writes.values() if r is not None)
+            self._listing, self._writes = replace(self._listing, records=kept + written), {}
         return self._listing
 
     def expire(self, validators: bool = True) -> None:
@@ -123,6 +131,7 @@ class Polled:
     def _keep(self, record: Record | None, replaces: str = "") -> None:
         if self._listing is None:
             return
-        gone = {replaces, record.key if record else ""}
-        records = tuple(r for r in self._listing.records if r.key not in gone)
-        self._listing = replace(self._listing, records=records + ((record,) if record else ()))
+        if replaces:
+            self._writes[replaces] = None
+        if record is not None:
+            self._writes[record.key] = record

@@ -324,6 +324,8 @@ class RouteRunner:
         between, is adopted on the next run instead of sent again), and at one that
         re-creates under a fresh key (Apptoto after a soft delete)."""
         by_marker = self._unlinked_markers(ven_items, links)
+        if not by_marker:
+            return cal_items  # the common case: nothing to re-pair, no copies
         return {
             key: replace(item, partner=by_marker.get(item.partner, item.partner))
             for key, item in cal_items.items()
