@@ -39,6 +39,7 @@ from syncd.retry import RetryPolicy, with_retries
 from syncd.state import LinkRow, State
 
 DEFAULT_CONCURRENCY = 8
+LINK_BATCH = 200  # links recorded per state transaction (see `_commit_links`)
 PROGRESS_FROM = 1000
 UNREACHABLE_AFTER = 3  # writes that failed after all their retries, before the run stops
 log = logging.getLogger("syncd.apply")
@@ -108,9 +109,16 @@ class Applier:
         self._parked = {
             side: state.parked(binding.route_id, side) for side in ("calendar", "vendor")
         }
+        self._links: list[tuple[LinkRow, str]] = []  # recorded, not yet committed
 
     async def apply(self, ops: Sequence[Op]) -> RunCounts:
         """Apply every op; raise `AuthFailed` as soon as a side refuses the credentials."""
+        try:
+            return await self._apply(ops)
+        finally:
+            self._commit_links()
+
+    async def _apply(self, ops: Sequence[Op]) -> RunCounts:
         bulk = self._bulk_ops(ops)
         if bulk:
             await self._bulk(bulk)
@@ -313,7 +321,18 @@ class Applier:
             return
         replaces = op.link.cal_key if op.link is not None else ""
         row = link_row(cal, ven, self.binding.fields, origin or _origin(op), why)
-        self.state.record_link(self.binding.route_id, row, replaces)
+        self._links.append((row, replaces))
+        if len(self._links) >= LINK_BATCH:
+            self._commit_links()
+
+    def _commit_links(self) -> None:
+        """Links are committed in batches: one transaction each costs a first sync more
+        than its requests. A crash loses at most one batch of links, and the next run
+        adopts those records again by key or marker (and imports by their stable key):
+        nothing is written twice."""
+        if self._links:
+            rows, self._links = self._links, []
+            self.state.record_links(self.binding.route_id, rows)
 
     def _record_conflict(self, op: Op) -> None:
         assert op.loser is not None and op.source is not None

@@ -116,8 +116,13 @@ def _split_params(head: str) -> list[str]:
     return pieces
 
 
+_BOUNDARY_HEADS = (b"BEG", b"END")
+
+
 def _marker(line: bytes) -> tuple[str, str]:
     """("BEGIN" or "END", NAME) for a component boundary, else ("", "")."""
+    if line[:3].upper() not in _BOUNDARY_HEADS:
+        return "", ""  # the cheap test first: most lines are properties
     head, colon, rest = line.partition(b":")
     name = head.strip().upper()
     if colon and name in (b"BEGIN", b"END"):
@@ -144,7 +149,8 @@ def _block(name: str, entries: list[tuple[bytes, list[bytes]]]) -> Block:
         marker = _marker(unfolded)[0]
         depth += (marker == "BEGIN") - (marker == "END")
         head = unfolded[:12].upper()
-        if b"TZID=" not in unfolded.upper() and not (wanted and head.startswith(wanted.encode())):
+        zoned = b"=" in unfolded and b"TZID=" in unfolded.upper()  # most lines have no "="
+        if not zoned and not (wanted and head.startswith(wanted.encode())):
             continue
         prop, params, value = _parts(_text(unfolded))
         tzids.update(raw for param, raw in params if param == "TZID")

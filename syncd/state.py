@@ -367,18 +367,26 @@ class State:
 
     def record_link(self, route: str, row: LinkRow, replaces: str = "") -> None:
         """Write a link after a successful op; `replaces` is the old key of a re-keyed one."""
+        self.record_links(route, [(row, replaces)])
+
+    def record_links(self, route: str, rows: Iterable[tuple[LinkRow, str]]) -> None:
+        """Write several links in one transaction: (row, the key it replaces or "")."""
         now = utc_now()
         with self.db.atomic():
-            old = self._rows(
-                "SELECT linked_at, origin FROM links WHERE route = ? AND cal_key = ?",
-                [route, replaces or row.link.cal_key],
-            )
-            if replaces and replaces != row.link.cal_key:
-                self._delete_link(route, replaces)
-            values = _link_row(route, row, old, now)
-            self.db.execute(_UPSERT_LINK, [values[name] for name in _LINK_COLUMNS])
-            self._clear_intent(route, row.link.cal_key)
-            self._clear_settled(route, row.link)
+            for row, replaces in rows:
+                self._record_link(route, row, replaces, now)
+
+    def _record_link(self, route: str, row: LinkRow, replaces: str, now: str) -> None:
+        old = self._rows(
+            "SELECT linked_at, origin FROM links WHERE route = ? AND cal_key = ?",
+            [route, replaces or row.link.cal_key],
+        )
+        if replaces and replaces != row.link.cal_key:
+            self._delete_link(route, replaces)
+        values = _link_row(route, row, old, now)
+        self.db.execute(_UPSERT_LINK, [values[name] for name in _LINK_COLUMNS])
+        self._clear_intent(route, row.link.cal_key)
+        self._clear_settled(route, row.link)
 
     def _clear_settled(self, route: str, link: Link) -> None:
         """Both sides hold the item now: its quarantine and tombstones are stale."""
