@@ -16,12 +16,11 @@ from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
-import aiohttp
-
 from syncd import logs, registry, report
 from syncd.config import Config, check_config, find_config_path, load_config, state_path
 from syncd.daemon import PID_NAME, Daemon, DaemonRunning, running_pid
 from syncd.errors import ConfigError, RouteBusy
+from syncd.http import new_session
 from syncd.runner import RouteRunner, RunReport
 from syncd.simulators import SIMULATORS
 from syncd.state import State, StateError
@@ -199,7 +198,7 @@ async def sync(
     """Run the named routes once, side by side, each under its lock."""
     state = _open_state(config, dry_run)
     try:
-        async with aiohttp.ClientSession(trust_env=True) as session:
+        async with new_session() as session:
             runners = registry.runners(config, state, session, names)
             return list(
                 await asyncio.gather(

@@ -28,11 +28,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-
 from syncd import registry
 from syncd.config import Config, load_config
 from syncd.errors import ConfigError, RouteBusy, SyncdError
+from syncd.http import new_session
 from syncd.notify import Notifier
 from syncd.polled import Polled
 from syncd.runner import RouteRunner, RunReport
@@ -88,7 +87,7 @@ class Daemon:
             pid.claim()
             self.state = State(config.state)
             try:
-                async with aiohttp.ClientSession(trust_env=True) as session:
+                async with new_session() as session:
                     self.session, self.config = session, config
                     await self._serve(config)
             finally:

@@ -12,11 +12,13 @@ import asyncio
 import collections
 import contextlib
 import json
+import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -146,8 +148,10 @@ class HttpClient:
     requests_sent: int = 0
     _limiter: SlidingWindow | None = field(init=False, default=None)
     _slots: asyncio.Semaphore = field(init=False)
+    _proxy: str | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
+        self._proxy = env_proxy(self.base_url)
         if self.budget is not None:
             self._limiter = SlidingWindow(self.budget)
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -196,7 +200,11 @@ class HttpClient:
         self.requests_sent += 1
         try:
             async with self.session.request(
-                method, url, timeout=aiohttp.ClientTimeout(total=self.timeout), **outgoing
+                method,
+                url,
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                proxy=self._proxy,
+                **outgoing,
             ) as raw:
                 text = await raw.text(errors="replace")
                 return Response(raw.status, dict(raw.headers), decode_body(text))
@@ -206,6 +214,23 @@ class HttpClient:
             ) from exc
         except aiohttp.ClientError as exc:
             raise errors.Unavailable(f"{where}: {type(exc).__name__}", key=key) from exc
+
+
+def new_session() -> aiohttp.ClientSession:
+    """The one session of a process. Not `trust_env`: that makes aiohttp read ~/.netrc in
+    a worker thread on every request (more than half of a first sync's time); proxies
+    from the environment are honoured by `env_proxy` instead, once per side."""
+    return aiohttp.ClientSession()
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy the environment names for `url` (HTTP_PROXY, HTTPS_PROXY, NO_PROXY, as
+    curl and aiohttp's `trust_env` read them), or None."""
+    parts = urlsplit(url)
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # in CPython, not in typeshed
+    if not parts.hostname or bypass(parts.hostname):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
 
 
 def decode_body(text: str) -> Any:

@@ -5,7 +5,17 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from syncd.http import Budget, SlidingWindow, parse_retry_after, vendor_message
+from aiohttp import web
+
+from syncd.http import (
+    Budget,
+    HttpClient,
+    SlidingWindow,
+    env_proxy,
+    new_session,
+    parse_retry_after,
+    vendor_message,
+)
 
 
 async def test_the_budget_counts_a_call_until_one_window_after_its_answer():
@@ -87,3 +97,34 @@ async def test_a_cancelled_waiter_does_not_leak_the_window_or_its_lock():
     assert window.in_flight == 0 and not window.changed.locked()
     async with window.slot():  # still usable
         pass
+
+
+async def test_a_proxy_named_by_the_environment_carries_the_requests(monkeypatch):
+    """The shared session no longer trusts the environment as a whole (aiohttp then read
+    ~/.netrc in a thread on every request: more than half of a first sync's time), so
+    HTTP_PROXY/NO_PROXY are read once per side instead: a forward proxy on loopback
+    receives the request for the vendor's host."""
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(str(request.url))
+        return web.json_response({"ok": True})
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", forward)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    try:
+        async with new_session() as session:
+            client = HttpClient(session, "http://crm.example.test/v1", "crm")
+            answer = await client.request("GET", "/tasks")
+    finally:
+        await runner.cleanup()
+    assert answer.body == {"ok": True}
+    assert seen == ["http://crm.example.test/v1/tasks"]
+    assert env_proxy("http://localhost:8080/x") is None  # NO_PROXY is honoured

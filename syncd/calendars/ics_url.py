@@ -17,7 +17,7 @@ from syncd.adapter import Caps
 from syncd.calendars.base import ReadOnly
 from syncd.calendars.reuse import Expansions
 from syncd.errors import Malformed, Unavailable
-from syncd.http import USER_AGENT, Response, raise_for_status
+from syncd.http import USER_AGENT, Response, env_proxy, raise_for_status
 from syncd.ical import Limits
 from syncd.model import Listing, Window
 
@@ -71,6 +71,7 @@ class IcsUrl(ReadOnly):
                 self.url,
                 headers=self._headers(),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
+                proxy=env_proxy(self.url),
             ) as response:
                 return await self._read(response, where)
         except TimeoutError:
