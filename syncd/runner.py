@@ -64,6 +64,7 @@ class RunReport:
     problems: tuple[Problem, ...] = ()
     error: str = ""
     retry_after: float | None = None  # the vendor asked for a pause this long
+    write_seconds: float = 0.0  # time spent carrying out the plan (writes per second)
 
 
 @dataclass
@@ -150,7 +151,9 @@ class RouteRunner:
         ops, held = self._guard(ops, len(links), release)
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
+        started = time.monotonic()
         report = await self._apply(ops, held, problems)
+        report = replace(report, write_seconds=time.monotonic() - started)
         self._quiet = self._settled(cal_listing, ven_listing, ops, held, report)
         return report
 
