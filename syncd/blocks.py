@@ -141,16 +141,25 @@ def _digest(lines: list[bytes]) -> str:
     return hashlib.sha256(b"\n".join(kept)).hexdigest()
 
 
-def _block(name: str, entries: list[tuple[bytes, list[bytes]]]) -> Block:
+def _block(name: str, entries: list[tuple[bytes, list[bytes], str]]) -> Block:
+    """One top-level component from its lines (unfolded, physical, boundary marker), in
+    one pass: its key, the TZIDs it uses, and the digest of its non-volatile lines."""
     wanted = "UID" if name == "VEVENT" else "TZID" if name == "VTIMEZONE" else ""
+    wanted_head = wanted.encode()
     key, depth = "", 0
     tzids: set[str] = set()
-    for unfolded, _ in entries:
-        marker = _marker(unfolded)[0]
-        depth += (marker == "BEGIN") - (marker == "END")
+    hashed: list[bytes] = []
+    for unfolded, _, marker in entries:
+        if marker:
+            depth += 1 if marker == "BEGIN" else -1
+            hashed.append(unfolded)
+            continue
         head = unfolded[:12].upper()
+        if head.startswith(_VOLATILE_HEADS) and _parts(_text(unfolded))[0] in VOLATILE:
+            continue
+        hashed.append(unfolded)
         zoned = b"=" in unfolded and b"TZID=" in unfolded.upper()  # most lines have no "="
-        if not zoned and not (wanted and head.startswith(wanted.encode())):
+        if not zoned and not (wanted and head.startswith(wanted_head)):
             continue
         prop, params, value = _parts(_text(unfolded))
         tzids.update(raw for param, raw in params if param == "TZID")
@@ -159,10 +168,10 @@ def _block(name: str, entries: list[tuple[bytes, list[bytes]]]) -> Block:
             key = _UNESCAPE.sub(_unescaped, value) if wanted == "UID" else value.strip()
     return Block(
         name=name,
-        lines=tuple(line for _, physical in entries for line in physical),
+        lines=tuple(line for _, physical, _ in entries for line in physical),
         key=key,
         tzids=frozenset(tzids),
-        digest=_digest([unfolded for unfolded, _ in entries]),
+        digest=hashlib.sha256(b"\n".join(hashed)).hexdigest(),
     )
 
 
@@ -178,7 +187,7 @@ class _Splitter:
         self.calendars: list[VCalendar] = []
         self.header: list[tuple[bytes, list[bytes]]] = []
         self.blocks: list[Block] = []
-        self.current: list[tuple[bytes, list[bytes]]] = []
+        self.current: list[tuple[bytes, list[bytes], str]] = []
         self.path: list[str] = []
 
     def outside(self, unfolded: bytes, marker: tuple[str, str]) -> bool:
@@ -213,7 +222,7 @@ class _Splitter:
             return self.calendar_line(unfolded, physical, marker)
         if len(self.path) == 2 and marker == "BEGIN":
             self.current = []
-        self.current.append((unfolded, physical))
+        self.current.append((unfolded, physical, marker))
         if marker == "END":
             if self.path[-1] != name:
                 return False
@@ -223,10 +232,26 @@ class _Splitter:
         return True
 
 
+_VOLATILE_LINES = re.compile(
+    rb"^(?:" + b"|".join(_VOLATILE_HEADS) + rb")[;:][^\r\n]*(?:\r?\n[ \t][^\r\n]*)*",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def stable_digest(data: bytes) -> str:
+    """The SHA-256 of a body without its VOLATILE lines (folded continuations too): equal
+    for two bodies that differ only in those, without splitting either (one regex pass
+    in C, not a Python loop over every line)."""
+    return hashlib.sha256(_VOLATILE_LINES.sub(b"", data)).hexdigest()
+
+
 def split(data: bytes) -> list[VCalendar] | None:
     """The VCALENDARs of a body, or None when it is not plainly a whole calendar."""
     splitter = _Splitter()
     for unfolded, physical in _logical(data.removeprefix(b"\xef\xbb\xbf")):
+        if len(splitter.path) > 1 and unfolded[:3].upper() not in _BOUNDARY_HEADS:
+            splitter.current.append((unfolded, physical, ""))  # a property: most lines
+            continue
         if not splitter.line(unfolded, physical):
             return None
     if splitter.path or not splitter.calendars:

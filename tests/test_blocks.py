@@ -144,3 +144,21 @@ def test_the_small_body_holds_the_header_the_used_timezones_and_the_chosen_block
     assert "UID:a@test" in small and "UID:b@test" not in small
     assert small.endswith("END:VEVENT\r\nEND:VCALENDAR\r\n")
     assert "VTIMEZONE" not in blocks.body(calendar, [found["b@test"]]).decode()
+
+
+def test_the_stable_digest_ignores_only_volatile_lines() -> None:
+    """A feed stamping DTSTAMP (folded or not, any case) on every fetch keeps its stable
+    digest, so the kept listing is reused without splitting the body at all."""
+    base = (
+        b"BEGIN:VCALENDAR\r\nPRODID:-//a//EN\r\nBEGIN:VEVENT\r\nUID:x\r\n"
+        b"DTSTAMP:20270101T000000Z\r\nSUMMARY:Call\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    restamped = base.replace(
+        b"DTSTAMP:20270101T000000Z", b"dtstamp;VALUE=DATE-TIME:2027\r\n 0202T000000Z"
+    )
+    reproduced = base.replace(b"PRODID:-//a//EN", b"PRODID:-//b//EN")
+    edited = base.replace(b"SUMMARY:Call", b"SUMMARY:Call moved")
+    sneaky = base.replace(b"SUMMARY:Call", b"SUMMARY:DTSTAMP:Call")  # not a volatile line
+    digest = blocks.stable_digest(base)
+    assert blocks.stable_digest(restamped) == digest == blocks.stable_digest(reproduced)
+    assert blocks.stable_digest(edited) != digest != blocks.stable_digest(sneaky)

@@ -58,6 +58,7 @@ class Kept:
     covers: Window
     listing: Listing
     parts: dict[str, Part] | None = None
+    stable: str = ""  # `blocks.stable_digest` of the bytes, when known
 
 
 class PartStore(Protocol):
@@ -102,7 +103,7 @@ class Expansions:
         fresh = None
         if kept and kept.parts is not None and _inside(window, kept.covers):
             found = await asyncio.to_thread(self._partial, data, kept)
-            fresh = None if found is None else Kept(digest, kept.covers, *found)
+            fresh = None if found is None else Kept(digest, kept.covers, *found[:2], found[2])
         if fresh is None:
             covers = Window(window.start, window.end + SLACK)
             fresh = Kept(
@@ -151,23 +152,35 @@ class Expansions:
 
     def _parse(
         self, source: str, data: bytes, covers: Window
-    ) -> tuple[Listing, dict[str, Part] | None]:
+    ) -> tuple[Listing, dict[str, Part] | None, str]:
         self.parses += 1
         self.whole_parses += 1
         records, problems = self._read(data, covers, source)
         listing = Listing(records, problems)
+        stable = blocks.stable_digest(data)
         split = _single(data)
         if split is None:
-            return listing, None
+            return listing, None, stable
         found = split[1]
         self.groups_parsed += len(found)
         shares = _share(records, problems, found)
         if shares is None:
-            return listing, None
-        return listing, {uid: Part(group.digest, *shares[uid]) for uid, group in found.items()}
+            return listing, None, stable
+        parts = {uid: Part(group.digest, *shares[uid]) for uid, group in found.items()}
+        return listing, parts, stable
 
-    def _partial(self, data: bytes, kept: Kept) -> tuple[Listing, dict[str, Part]] | None:
-        """The listing re-parsing only the changed groups, or None: parse it whole."""
+    def _partial(self, data: bytes, kept: Kept) -> tuple[Listing, dict[str, Part], str] | None:
+        """The listing re-parsing only the changed groups (and the body's stable digest),
+        or None: parse it whole."""
+        stable = blocks.stable_digest(data)
+        if kept.stable and stable == kept.stable and kept.parts is not None:
+            # Only volatile lines changed (a feed that stamps DTSTAMP on every fetch): the
+            # kept listing itself, so a route that planned nothing from it stays quiet.
+            return kept.listing, kept.parts, stable
+        found = self._regrouped(data, kept)
+        return None if found is None else (*found, stable)
+
+    def _regrouped(self, data: bytes, kept: Kept) -> tuple[Listing, dict[str, Part]] | None:
         split = _single(data)
         if split is None or kept.parts is None:
             return None
