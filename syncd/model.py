@@ -41,7 +41,7 @@ OUTCOMES = ("completed", "no_show")
 into the calendar as `X-SYNCD-OUTCOME` and never from the calendar to a vendor."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Person:
     """Somebody on an event: an attendee, a customer, an organiser."""
 
@@ -50,7 +50,7 @@ class Person:
     partstat: str = ""  # RFC 5545 PARTSTAT (ACCEPTED, DECLINED, ...); "" when unknown
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Event:
     """One occurrence's content, as both sides of a route see it."""
 
@@ -82,7 +82,7 @@ Rid = str
 SINGLE: Rid = "-"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class OccurrenceKey:
     """Identity of one occurrence inside one calendar (DESIGN.md section 2)."""
 
@@ -126,7 +126,7 @@ def vendor_key(key: OccurrenceKey) -> str:
     return f"{key.calendar}:h:{digest[:26].lower()}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Window:
     """The half-open span `[start, end)` a route syncs; aware UTC datetimes."""
 
@@ -152,7 +152,7 @@ def as_utc(moment: Moment) -> datetime:
     return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
     """One item as a side lists it: its key there, its content and its version."""
 
@@ -171,7 +171,7 @@ class Record:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Problem:
     """An item a side could not read or a write it refused: quarantined, with why."""
 
@@ -182,7 +182,7 @@ class Problem:
 Absence = Literal["authoritative", "get", "relist"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Listing:
     """What one listing of a side returned: records, problems, and whether it is whole."""
 
@@ -191,7 +191,7 @@ class Listing:
     complete: bool = True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Link:
     """The state row that ties one occurrence to one vendor record."""
 

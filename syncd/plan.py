@@ -32,7 +32,7 @@ DELETED_BY_SYNCD = "deleted_by_syncd"  # tombstone reason: syncd deleted it; ign
 CANNOT_DELETE = "cannot_delete"  # tombstone reason: the other side could not delete its copy
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Item:
     """One listed record with what the plan needs to compare it."""
 

@@ -10,9 +10,11 @@ run: nothing is planned, so nothing is deleted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -152,7 +154,8 @@ class RouteRunner:
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
         started = time.monotonic()
-        report = await self._apply(ops, held, problems)
+        with _gc_frozen():
+            report = await self._apply(ops, held, problems)
         report = replace(report, write_seconds=time.monotonic() - started)
         self._quiet = self._settled(cal_listing, ven_listing, ops, held, report)
         return report
@@ -493,6 +496,18 @@ class RouteRunner:
             return RunReport(self.route_id, "failed", ops, held, done, problems, error, _pause(exc))
         self._raced = frozenset(applier.raced)
         return _report(self.route_id, ops, held, counts, problems)
+
+
+@contextlib.contextmanager
+def _gc_frozen() -> Iterator[None]:
+    """The objects alive before the writes (listings, views, the plan: hundreds of
+    thousands on a big first sync) set aside from the cyclic collector while they run:
+    every collection rescanned them, a seventh of a first sync's writing time."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _kept(side: Adapter) -> Listing | None:

@@ -40,7 +40,7 @@ FORMAT = 1  # bump when expansion changes what records a body gives: kept parts 
 _CAPPED = "(Limits.per_calendar)"  # the reason of a Problem left by the per-calendar cap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Part:
     """One UID group's share of a kept listing, with the digest it was parsed from."""
 
