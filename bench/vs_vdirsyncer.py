@@ -413,12 +413,12 @@ def print_table(rows: dict[str, Row]) -> None:
     labels = {label[:3]: label for label, _ in CASES}
     head = (
         f"{'case':<29}| {'vdirsyncer':^20} | {'syncd route run':^20} | "
-        f"{'syncd sync (process)':^20} | {'ratio syncd/vdirsyncer':^33}"
+        f"{'syncd sync (process)':^20} | {'ratio syncd/vdirsyncer':^46}"
     )
     sub = (
         f"{'':<29}| {'wall s':>6} {'cpu s':>6} {'MiB':>5} | {'wall s':>6} {'cpu s':>6} {'MiB':>5}"
         f" | {'wall s':>6} {'cpu s':>6} {'MiB':>5} | {'run wall':>8} {'run cpu':>7}"
-        f" {'proc wall':>9} {'proc cpu':>8} {'MiB':>5}"
+        f" {'run MiB':>7} {'proc wall':>9} {'proc cpu':>8} {'proc MiB':>8}"
     )
     print(head)
     print(sub)
@@ -430,8 +430,8 @@ def print_table(rows: dict[str, Row]) -> None:
             f"{labels[key]:<29}| {v.wall:>6.2f} {v.cpu:>6.2f} {rss(v.rss):>5} "
             f"| {r.wall:>6.2f} {r.cpu:>6.2f} {rss(r.rss):>5} "
             f"| {p.wall:>6.2f} {p.cpu:>6.2f} {rss(p.rss):>5} "
-            f"| {ratio(r.wall, v.wall):>8} {ratio(r.cpu, v.cpu):>7} {ratio(p.wall, v.wall):>9}"
-            f" {ratio(p.cpu, v.cpu):>8} {ratio(p.rss, v.rss):>5}"
+            f"| {ratio(r.wall, v.wall):>8} {ratio(r.cpu, v.cpu):>7} {ratio(r.rss, v.rss):>7}"
+            f" {ratio(p.wall, v.wall):>9} {ratio(p.cpu, v.cpu):>8} {ratio(p.rss, v.rss):>8}"
         )
     print()
     print("per case: syncd writes (route run / syncd sync), the feed's answers, the run report")
