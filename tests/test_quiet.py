@@ -73,6 +73,19 @@ async def test_another_process_writing_the_state_makes_the_route_plan_again(tmp_
     assert runner.plans == 2 and report.counts["adopted"] == 3  # re-adopted, not skipped
 
 
+def views_made(runner: RouteRunner) -> list[str]:
+    """The keys of the calendar records whose plan view the runner makes from now on."""
+    made: list[str] = []
+    original = runner._calendar_item
+
+    def counting(record: Record, window: Window) -> Item | None:
+        made.append(record.key)
+        return original(record, window)
+
+    runner._calendar_item = counting  # type: ignore[method-assign]
+    return made
+
+
 async def test_a_changed_listing_reuses_the_views_of_the_records_that_did_not_change(tmp_path):
     events = [Vevent(f"e{n}", f"Call {n}", day(1 + n)) for n in range(4)]
     path = write(tmp_path, "calendar.ics", calendar(*events))
@@ -83,14 +96,7 @@ async def test_a_changed_listing_reuses_the_views_of_the_records_that_did_not_ch
         "r", route, "cal", IcsFile("cal", path), MemoryAdapter(), State(tmp_path / "s.db")
     )
     await runner.run()
-    made: list[str] = []
-    original = runner._calendar_item
-
-    def counting(record: Record, window: Window) -> Item | None:
-        made.append(record.key)
-        return original(record, window)
-
-    runner._calendar_item = counting  # type: ignore[method-assign]
+    made = views_made(runner)
     write(
         tmp_path,
         "calendar.ics",
@@ -147,14 +153,7 @@ async def test_views_outlive_quiet_runs(tmp_path):
     await runner.run()
     await runner.run()  # quiet
     await runner.run()  # quiet
-    made: list[str] = []
-    original = runner._calendar_item
-
-    def counting(record: Record, window: Window) -> Item | None:
-        made.append(record.key)
-        return original(record, window)
-
-    runner._calendar_item = counting  # type: ignore[method-assign]
+    made = views_made(runner)
     write(
         tmp_path,
         "calendar.ics",
