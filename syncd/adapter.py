@@ -65,6 +65,9 @@ class Adapter(Protocol):
 class KeepsListing(Protocol):
     """A side that keeps its last listing, with its own writes in it (the daemon's)."""
 
+    fetches: int  # listings it asked of the side itself
+    written: int  # writes folded into its kept listing
+
     def kept(self) -> Listing | None:
         """The listing it would answer now without asking the side, or None."""
         ...

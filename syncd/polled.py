@@ -40,6 +40,8 @@ class Polled:
         self._listing: Listing | None = None
         self._writes: dict[str, Record | None] = {}  # key -> written record (None: gone)
         self._fetched = 0.0
+        self.fetches = 0  # listings asked of the side itself: a new one is a second look
+        self.written = 0  # writes folded into the kept listing, by every route sharing it
         self._turn = asyncio.Lock()
 
     def project(self, event: Event) -> Event:
@@ -53,6 +55,7 @@ class Polled:
             if current is None:
                 self._listing, self._writes = await self.inner.list(window), {}
                 self._fetched = self.clock()
+                self.fetches += 1
                 return self._listing
             return current
 
@@ -131,6 +134,7 @@ class Polled:
     def _keep(self, record: Record | None, replaces: str = "") -> None:
         if self._listing is None:
             return
+        self.written += 1
         if replaces:
             self._writes[replaces] = None
         if record is not None:

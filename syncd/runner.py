@@ -51,6 +51,7 @@ log = logging.getLogger("syncd.runner")
 QUIET_FOR = 600.0  # seconds an unchanged route skips planning (see `_quiet_since`)
 _UNSETTLED = ("quarantined", "parked", "unavailable", "raced", "marked_missing")
 """Counts after which a run's sides are not settled: the next run must plan again."""
+SIDES: tuple[SideName, SideName] = ("calendar", "vendor")
 REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
 
 
@@ -88,6 +89,9 @@ class RouteRunner:
     _views: Views = field(default_factory=lambda: Views(), init=False, repr=False)
     _last_window: Window = field(init=False, repr=False)
     _raced: frozenset[str] = field(default=frozenset(), init=False, repr=False)
+    _fresh: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
+    _fetches: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _written_before: tuple[int, int] = field(default=(0, 0), init=False, repr=False)
 
     @property
     def fields(self) -> frozenset[str]:
@@ -154,6 +158,7 @@ class RouteRunner:
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
         started = time.monotonic()
+        self._written_before = (_written(self.calendar), _written(self.vendor))
         with _gc_frozen():
             report = await self._apply(ops, held, problems)
         report = replace(report, write_seconds=time.monotonic() - started)
@@ -180,7 +185,7 @@ class RouteRunner:
         written = {op.side for op in ops if op.writes}
         cal_now = _kept(self.calendar) if "calendar" in written else cal
         ven_now = _kept(self.vendor) if "vendor" in written else ven
-        if cal_now is None or ven_now is None:
+        if cal_now is None or ven_now is None or not self._only_ours(ops):
             return None
         return cal_now, ven_now, self.state.others_wrote(), time.monotonic()
 
@@ -205,7 +210,18 @@ class RouteRunner:
             with_retries(lambda: self.calendar.list(window), self.retry),
             with_retries(lambda: self.vendor.list(window), self.retry),
         )
+        self._fresh = {"calendar": self._looked_again(self.calendar, "calendar")}
+        self._fresh["vendor"] = self._looked_again(self.vendor, "vendor")
         return cal, ven
+
+    def _looked_again(self, side: Adapter, name: str) -> bool:
+        """Whether this run's listing of a side is a new look at it, not the listing the
+        daemon kept from the run before: only a new one can confirm an absence that
+        needs a second listing."""
+        if not isinstance(side, KeepsListing):
+            return True  # listed afresh every run
+        before, self._fetches[name] = self._fetches.get(name), side.fetches
+        return before is None or side.fetches != before
 
     # --- building the plan's inputs ---------------------------------------------------
 
@@ -252,6 +268,15 @@ class RouteRunner:
             fields=self.fields,
         )
         return inputs, (*cal.problems, *no_owner, *ven.problems)
+
+    def _only_ours(self, ops: tuple[Op, ...]) -> bool:
+        """Whether the kept listings hold this run's writes and nobody else's (a route
+        sharing the calendar may have written it meanwhile: its writes were never
+        planned against here)."""
+        after = (_written(self.calendar), _written(self.vendor))
+        ours = tuple(sum(1 for op in ops if op.writes and op.side == s) for s in SIDES)
+        done = tuple(a - b for a, b in zip(after, self._written_before, strict=True))
+        return done == ours
 
     def _policy(self) -> Policy:
         route = self.route
@@ -387,6 +412,8 @@ class RouteRunner:
                 and _anchored(link, window)
                 and OccurrenceKey.parse("", link.cal_key).uid not in quarantined
             }
+        if not self._fresh.get("calendar", True):
+            return set()  # the same listing again is no second look
         return {link.cal_key for link in links if link.missing == "calendar"}
 
     async def _confirm_vendor(
@@ -413,6 +440,8 @@ class RouteRunner:
         if absence == "authoritative":
             return items, frozenset(link.vendor_key for link in suspects), none
         if absence == "relist":
+            if not self._fresh.get("vendor", True):
+                return items, none, none  # the same listing again is no second look
             return items, frozenset(s.vendor_key for s in suspects if s.missing == "vendor"), none
         answers = await asyncio.gather(*(self._look_up(s.vendor_key) for s in suspects))
         found = [answer for answer in answers if isinstance(answer, Record)]
@@ -508,6 +537,10 @@ def _gc_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _written(side: Adapter) -> int:
+    return side.written if isinstance(side, KeepsListing) else 0
 
 
 def _kept(side: Adapter) -> Listing | None:

@@ -308,7 +308,7 @@ class State:
         parts = self.db.execute(
             "SELECT uid, digest, data FROM block_cache WHERE calendar = ? AND source = ?",
             [calendar, source],
-        ).fetchall()
+        ).fetchall()  # one snapshot: a save replaces head and parts in one transaction
         row = rows[0]
         covers = Window(*(as_utc(parse_moment(row[n])) for n in ("covers_start", "covers_end")))
         return row["digest"], covers, {uid: (digest, data) for uid, digest, data in parts}
@@ -320,13 +320,28 @@ class State:
         head: tuple[str, str, Window],
         changed: dict[str, tuple[str, str]],
         removed: Iterable[str],
-    ) -> None:
-        """Keep a source's expansion: `head` is (stamp, body digest, window covered);
-        `changed` the groups parsed anew, `removed` the UIDs no longer there."""
+        expected: str | None = None,
+    ) -> bool:
+        """Keep a source's expansion: `head` is (stamp, body digest, window covered).
+        With `expected` (the body digest the caller last stored), only the groups
+        `changed` and `removed` are written, and only if the stored head is still that
+        one under the same stamp (another process may have written since): False, and
+        nothing written, otherwise. Without it, `changed` replaces every stored group."""
         if not self.writable:
-            return  # `syncd plan` and `status` write nothing
+            return True  # `syncd plan` and `status` write nothing
         stamp, digest, covers = head
         with self.db.atomic():
+            if expected is not None:
+                stored = self.db.execute(
+                    "SELECT stamp, digest FROM block_sources WHERE calendar = ? AND source = ?",
+                    [calendar, source],
+                ).fetchone()
+                if stored is None or tuple(stored) != (stamp, expected):
+                    return False
+            else:
+                self.db.execute(
+                    "DELETE FROM block_cache WHERE calendar = ? AND source = ?", [calendar, source]
+                )
             self.db.execute(
                 "INSERT OR REPLACE INTO block_sources VALUES (?, ?, ?, ?, ?, ?)",
                 [
@@ -346,6 +361,19 @@ class State:
                 "DELETE FROM block_cache WHERE calendar = ? AND source = ? AND uid = ?",
                 [(calendar, source, uid) for uid in removed],
             )
+        return True
+
+    def retain_parts(self, calendar: str, sources: set[str]) -> None:
+        """Forget the kept expansions of a calendar's sources that are gone (files
+        deleted, objects removed, even while syncd was not running)."""
+        if not self.writable:
+            return
+        stored = self.db.execute(
+            "SELECT source FROM block_sources WHERE calendar = ?", [calendar]
+        ).fetchall()
+        for (source,) in stored:
+            if source not in sources:
+                self.drop_parts(calendar, source)
 
     def drop_parts(self, calendar: str, source: str | None = None) -> None:
         """Forget a calendar's kept expansions (a full resync), or one source's."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from syncd.adapter import Caps
 from syncd.calendars.ics_file import IcsFile
-from syncd.model import Event, Record, Window
+from syncd.model import Event, Person, Record, Window
 from syncd.plan import CANNOT_DELETE, KEPT_DELETED, Item
 from syncd.polled import Polled
 from syncd.runner import RouteRunner
@@ -162,3 +164,75 @@ async def test_views_outlive_quiet_runs(tmp_path):
     report = await runner.run()
     assert report.counts["updated"] == 1
     assert made == ["VEVENT:e2:-"]
+
+
+async def test_one_glitchy_listing_is_not_two_when_the_daemon_kept_it(tmp_path):
+    """A vendor whose absence needs a second listing (Salesloft) was "listed again" from
+    the daemon's kept listing while its poll was fresh: one glitch deleted the event."""
+    clock = [0.0]
+    calendar = MemoryAdapter(windowed=False)
+    start = NOW + timedelta(days=1)
+    calendar.put("VEVENT:e0:-", Event(start, start + timedelta(hours=1), title="E0"))
+    vendor = MemoryAdapter(Caps(absence="relist"))
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "direction": "both", "rep": {"email": "rep@example.com"}}
+    )
+    sides = (
+        Polled(calendar, timedelta(minutes=1), clock=lambda: clock[0]),
+        Polled(vendor, timedelta(minutes=10), clock=lambda: clock[0]),
+    )
+    runner = RouteRunner("r", route, "cal", *sides, State(tmp_path / "s.db"), clock=lambda: NOW)
+    await runner.run()
+    held = vendor.items.pop("cal:e0")  # the vendor's listing glitches once
+    clock[0] += 600  # both sides are listed afresh
+    await runner.run()  # marked missing
+    vendor.items["cal:e0"] = held  # the glitch is over
+    clock[0] += 60  # the calendar polls again; the vendor's kept listing is still fresh
+    await runner.run()
+    assert "VEVENT:e0:-" in calendar.items  # not deleted on one listing
+    clock[0] += 600  # a real second look at the vendor finds the record again
+    await runner.run()
+    assert "VEVENT:e0:-" in calendar.items and not runner.state.links("r")[0].missing
+
+
+async def test_routes_sharing_a_calendar_do_not_settle_on_each_others_writes(tmp_path):
+    """Two routes of one daemon share the calendar's kept listing. Both imported a
+    booking in overlapping runs, and each settled on a listing holding the other's
+    import, which its plan never saw: the next run was quiet and never carried it."""
+
+    def both(vendor: str) -> RouteConfig:
+        return RouteConfig.model_validate(
+            {"calendar": "cal", "vendor": vendor, "direction": "both", "import_new": True,
+             "rep": {"email": "rep@example.com"}}
+        )  # fmt: skip
+
+    def booked(title: str, hours: int) -> Event:
+        start = NOW + timedelta(days=1, hours=hours)
+        client = Person("c@client.test", "C")
+        return Event(
+            start, start + timedelta(hours=1), title, owner="rep@example.com", contact=client
+        )
+
+    calendar = MemoryAdapter(windowed=False)
+    shared, state = Polled(calendar, timedelta(hours=1)), State(tmp_path / "s.db")
+    vendors = {"va": MemoryAdapter(), "vb": MemoryAdapter()}
+    vendors["va"].put("booked-a", booked("Booked at A", 1))
+    vendors["vb"].put("booked-b", booked("Booked at B", 2))
+    runners = [
+        RouteRunner(
+            name,
+            both(name),
+            "cal",
+            shared,
+            Polled(vendor, timedelta(hours=1)),
+            state,
+            clock=lambda: NOW,
+        )
+        for name, vendor in vendors.items()
+    ]
+    await asyncio.gather(*(runner.run() for runner in runners))  # side by side
+    for runner in runners:
+        await runner.run()
+    for vendor in vendors.values():
+        titles = sorted(r.event.title for r in vendor.records().values())
+        assert titles == ["Booked at A", "Booked at B"]

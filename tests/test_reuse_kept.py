@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from syncd.calendars.ics_dir import IcsDir
+from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.reuse import Expansions
 from syncd.codec import dumps, loads
 from syncd.ical import read_calendar
@@ -93,3 +95,89 @@ def test_records_survive_the_codec_unchanged() -> None:
     expansion = read_calendar(BODY, calendar="cal", window=WINDOW)
     records, problems = loads(dumps(expansion.records, expansion.problems))
     assert records == expansion.records and problems == expansion.problems
+
+
+# --- regressions found by review -------------------------------------------------------
+
+A_AND_B = calendar(Vevent("a", "Call", day(1)), Vevent("b", "Visit", day(2))).encode()
+ONLY_A = calendar(Vevent("a", "Call", day(1))).encode()
+
+
+async def keys_after_restart(path: Path, body: bytes, timezone: str = "UTC") -> set[str]:
+    expansions, state = restarted(path, timezone)
+    listing = await expansions.listing("feed", body, WINDOW)
+    state.close()
+    return {record.key for record in listing.records}
+
+
+async def test_a_deleted_event_does_not_come_back_after_the_settings_changed(
+    state_file: Path,
+) -> None:
+    """B was deleted while the calendar's time zone changed: the save under the new
+    stamp left B's old row behind, and the next start listed B again (and re-created
+    it at the vendor)."""
+    await keys_after_restart(state_file, A_AND_B)
+    assert await keys_after_restart(state_file, ONLY_A, "Europe/Berlin") == {"VEVENT:a:-"}
+    assert await keys_after_restart(state_file, ONLY_A, "Europe/Berlin") == {"VEVENT:a:-"}
+
+
+async def test_two_processes_sharing_the_state_leave_it_consistent(state_file: Path) -> None:
+    """The daemon saved only what changed against its memory, while `syncd sync` had
+    saved another version in between: a restart then listed a mix of both."""
+    v1 = calendar(Vevent("g", "Call", day(1)), Vevent("h", "Visit", day(2))).encode()
+    v2 = calendar(Vevent("g", "Call moved", day(3)), Vevent("h", "Visit", day(2))).encode()
+    v3 = calendar(Vevent("g", "Call", day(1)), Vevent("h", "Visit moved", day(4))).encode()
+    daemon, daemon_state = restarted(state_file)
+    await daemon.listing("feed", v1, WINDOW)
+    await keys_after_restart(state_file, v2)  # a one-shot `syncd sync` meanwhile
+    await daemon.listing("feed", v3, WINDOW)
+    daemon_state.close()
+    again, state = restarted(state_file)
+    listing = await again.listing("feed", v3, WINDOW)
+    state.close()
+    expected = read_calendar(v3, calendar="cal", window=WINDOW).records
+    assert {r.key: r.event for r in listing.records} == {r.key: r.event for r in expected}
+
+
+async def test_a_kept_row_that_does_not_read_back_is_parsed_again(state_file: Path) -> None:
+    await keys_after_restart(state_file, A_AND_B)
+    state = State(state_file)
+    state.db.execute("UPDATE block_cache SET data = '[[[' WHERE uid = 'b'")
+    state.db.conn.commit()
+    state.close()
+    assert await keys_after_restart(state_file, A_AND_B) == {"VEVENT:a:-", "VEVENT:b:-"}
+
+
+async def test_local_calendars_drop_kept_expansions_on_a_full_resync(tmp_path: Path) -> None:
+    """SIGUSR2 reached only the feed and CalDAV kinds: a file's kept rows stayed."""
+    path = tmp_path / "cal.ics"
+    path.write_bytes(A_AND_B)
+    state = State(tmp_path / "state.db")
+    adapter = IcsFile("cal", path)
+    adapter.expansions.store = state
+    await adapter.list(WINDOW)
+    adapter.forget_validators()
+    assert state.load_parts("cal", "cal.ics", adapter.expansions.stamp) is None
+    state.close()
+
+
+async def test_files_deleted_while_syncd_was_down_leave_no_kept_rows(tmp_path: Path) -> None:
+    folder = tmp_path / "dir"
+    folder.mkdir()
+    for name in ("one", "two", "three"):
+        (folder / f"{name}.ics").write_bytes(calendar(Vevent(name, "Call", day(1))).encode())
+    state = State(tmp_path / "state.db")
+    first = IcsDir("cal", folder)
+    first.expansions.store = state
+    await first.list(WINDOW)
+    (folder / "two.ics").unlink()
+    (folder / "three.ics").unlink()
+    later = IcsDir("cal", folder)  # a new process
+    later.expansions.store = state
+    await later.list(WINDOW)
+    stamp = later.expansions.stamp
+    kept = {
+        name for name in ("one.ics", "two.ics", "three.ics") if state.load_parts("cal", name, stamp)
+    }
+    state.close()
+    assert kept == {"one.ics"}

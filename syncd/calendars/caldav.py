@@ -165,8 +165,7 @@ class Caldav(Listed):
                 raise Malformed(f"{self.calendar_id}: no body for {len(missing)} objects")
 
     async def _listing(self, window: Window) -> Listing:
-        for gone in self.expansions.kept.keys() - self.held.keys():
-            del self.expansions.kept[gone]
+        self.expansions.retain(set(self.held))
         results = [await self._expand(name, window) for name in sorted(self.held)]
         return Listing(
             tuple(r for listing in results for r in listing.records),

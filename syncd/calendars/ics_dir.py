@@ -57,8 +57,7 @@ class IcsDir(Listed):
         if not self.path.is_dir():
             raise Malformed(f"{self.calendar_id}: {self.path} is not a folder")
         files = sorted(self.path.glob("*.ics"))
-        for gone in set(self.expansions.kept) - {file.name for file in files}:
-            del self.expansions.kept[gone]
+        self.expansions.retain({file.name for file in files})
         results = [await self._read(file, window) for file in files]
         records = tuple(r for listing in results for r in listing.records)
         problems = tuple(p for listing in results for p in listing.problems)
@@ -76,6 +75,10 @@ class IcsDir(Listed):
             # vdir file names are hrefs, often but not always the UID: remember which
             self._files[OccurrenceKey.parse(self.calendar_id, record.key).uid] = file
         return listing
+
+    def forget_validators(self) -> None:
+        """Parse every file again next time (a full resync, SIGUSR2)."""
+        self.expansions.forget()
 
     async def create(self, key: str, event: Event) -> Record:
         """A new single event as `<uid>.ics`. When the file holding the UID exists (the

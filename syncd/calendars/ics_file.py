@@ -50,6 +50,10 @@ class IcsFile(Listed):
         data = await read_bytes(self.path, self.calendar_id)
         return self.remember(await self.expansions.listing(self.path.name, data, window))
 
+    def forget_validators(self) -> None:
+        """Parse the file again next time (a full resync, SIGUSR2)."""
+        self.expansions.forget()
+
     async def create(self, key: str, event: Event) -> Record:
         """A new single event appended to the file, or an occurrence restored in its series."""
         occurrence = OccurrenceKey.parse(self.calendar_id, key)

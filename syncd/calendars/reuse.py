@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
@@ -36,6 +37,7 @@ from syncd.ical import Limits, read_calendar
 from syncd.model import Listing, Problem, Record, Window
 
 SLACK = timedelta(days=1)
+log = logging.getLogger("syncd.calendars")
 FORMAT = 1  # bump when expansion changes what records a body gives: kept parts are dropped
 _CAPPED = "(Limits.per_calendar)"  # the reason of a Problem left by the per-calendar cap
 
@@ -75,9 +77,12 @@ class PartStore(Protocol):
         head: tuple[str, str, Window],
         changed: dict[str, tuple[str, str]],
         removed: Iterable[str],
-    ) -> None: ...
+        expected: str | None = None,
+    ) -> bool: ...
 
     def drop_parts(self, calendar: str, source: str | None = None) -> None: ...
+
+    def retain_parts(self, calendar: str, sources: set[str]) -> None: ...
 
 
 @dataclass
@@ -92,6 +97,8 @@ class Expansions:
     whole_parses: int = 0  # bodies handed whole to read_calendar
     groups_parsed: int = 0  # UID groups handed to read_calendar, whole or in part
     store: PartStore | None = field(default=None, repr=False)  # kept across restarts
+    _stored: dict[str, str] = field(default_factory=dict, repr=False)  # source -> digest
+    _retained: bool = field(default=False, repr=False)
 
     async def listing(self, source: str, data: bytes, window: Window) -> Listing:
         """The listing of `data` inside `window`, parsed only where something changed."""
@@ -127,15 +134,52 @@ class Expansions:
         if stored is None:
             return None
         digest, covers, parts = stored
-        decoded = await asyncio.to_thread(_decoded, parts)
+        try:
+            decoded = await asyncio.to_thread(_decoded, parts)
+        except (ValueError, TypeError, KeyError, IndexError) as exc:  # unreadable: a miss
+            log.warning(
+                "%s: %s: kept expansion unreadable, parsing again: %s", self.calendar, source, exc
+            )
+            self._drop(source)
+            return None
+        self._stored[source] = digest
         return Kept(digest, covers, _assembled(decoded), decoded)
+
+    def retain(self, sources: set[str]) -> None:
+        """Forget the sources that are gone, here and (once, and when some went) in the
+        store: files deleted while syncd was not running included."""
+        gone = self.kept.keys() - sources
+        for source in gone:
+            del self.kept[source]
+            self._stored.pop(source, None)
+        if self.store is not None and (gone or not self._retained):
+            self._retained = True
+            self._call(lambda store: store.retain_parts(self.calendar, sources))
+
+    def _drop(self, source: str) -> None:
+        self._stored.pop(source, None)
+        if self.store is not None:
+            self._call(lambda store: store.drop_parts(self.calendar, source))
+
+    def _call(self, write: Callable[[PartStore], object]) -> object:
+        """A store write that may fail (a busy database): keeping expansions is an
+        optimisation, so a failure is logged and the next save writes everything."""
+        assert self.store is not None
+        try:
+            return write(self.store)
+        except Exception as exc:  # sqlite3 errors; the state module owns their types
+            log.warning("%s: could not keep expansions: %s", self.calendar, exc)
+            self._stored.clear()
+            return None
 
     async def _persist(self, source: str, old: Kept | None, new: Kept) -> None:
         if self.store is None:
             return
         if new.parts is None:
-            self.store.drop_parts(self.calendar, source)  # cannot be kept by group
+            self._drop(source)  # cannot be kept by group
             return
+        if old is None or self._stored.get(source) != old.digest:
+            old = None  # what is stored is unknown here: write it all
         kept = old.parts if old is not None and old.parts is not None else {}
         before = kept if old is not None and old.covers == new.covers else {}
         changed = {
@@ -146,9 +190,20 @@ class Expansions:
         removed = kept.keys() - new.parts.keys()
         if old is not None and old.digest == new.digest and not (changed or removed):
             return
-        encoded = await asyncio.to_thread(_encoded, changed)
         head = (self.stamp, new.digest, new.covers)
-        self.store.save_parts(self.calendar, source, head, encoded, removed)
+        if old is not None:
+            encoded = await asyncio.to_thread(_encoded, changed)
+            expected = old.digest
+            saved = self._call(
+                lambda s: s.save_parts(self.calendar, source, head, encoded, removed, expected)
+            )
+            if saved:
+                self._stored[source] = new.digest
+                return
+        # First save here, or another process wrote the source since: replace it all.
+        everything = await asyncio.to_thread(_encoded, new.parts)
+        if self._call(lambda s: s.save_parts(self.calendar, source, head, everything, ())):
+            self._stored[source] = new.digest
 
     def _parse(
         self, source: str, data: bytes, covers: Window
@@ -227,8 +282,9 @@ class Expansions:
     def forget(self) -> None:
         """Parse everything again next time (a full resync), here and in the store."""
         self.kept.clear()
+        self._stored.clear()
         if self.store is not None:
-            self.store.drop_parts(self.calendar)
+            self._call(lambda store: store.drop_parts(self.calendar))
 
 
 def _inside(window: Window, covers: Window) -> bool:
