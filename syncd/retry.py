@@ -1,16 +1,19 @@
-"""Retries for transient failures: exponential backoff with jitter that honours
+"""Retries for transient failures: exponential backoff with full jitter that honours
 `RateLimited.retry_after`, never for 4xx. The runner wraps adapter calls in it;
-adapters themselves never sleep or retry."""
+adapters themselves never sleep or retry.
+
+A plain loop rather than tenacity: its per-call state objects form reference cycles,
+one per call, and on a first sync of 10,000 writes the cyclic collector they kept
+busy cost a quarter of the writing time (4,700 -> 6,500 writes/s without them).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
-from tenacity.wait import wait_random_exponential
 
 from syncd.errors import AdapterError, RateLimited
 
@@ -28,26 +31,24 @@ class RetryPolicy:
     sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep)
 
 
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, AdapterError) and exc.retryable
+def _retryable(exc: AdapterError) -> bool:
+    return exc.retryable
 
 
-def _refused(exc: BaseException) -> bool:
+def _refused(exc: AdapterError) -> bool:
     return isinstance(exc, RateLimited)
 
 
-class _Wait:
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-        self.backoff = wait_random_exponential(multiplier=policy.base, max=policy.cap)
-
-    def __call__(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            if exc.retry_after > self.policy.max_retry_after:
-                raise exc  # a long pause: the run stops and the route backs off as a whole
-            return exc.retry_after
-        return float(self.backoff(state))
+def pause_after(policy: RetryPolicy, exc: AdapterError, attempt: int) -> float:
+    """How long to wait after failed attempt number `attempt` (1 for the first): the
+    side's Retry-After, else a random share of `base * 2**(attempt-1)`, at most `cap`
+    (full jitter). A Retry-After longer than `max_retry_after` is raised: the run
+    stops and the route backs off as a whole."""
+    if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        if exc.retry_after > policy.max_retry_after:
+            raise exc
+        return exc.retry_after
+    return random.uniform(0, min(policy.cap, policy.base * 2 ** (attempt - 1)))
 
 
 async def with_retries(
@@ -57,14 +58,11 @@ async def with_retries(
     retries only rate-limit refusals, which certainly did nothing: for a create at a
     vendor that makes its own ids, a timeout may have stored the record already."""
     retryable = _refused if refused_only else _retryable
-    retrying = AsyncRetrying(
-        retry=retry_if_exception(retryable),
-        stop=stop_after_attempt(policy.attempts),
-        wait=_Wait(policy),
-        sleep=policy.sleep,
-        reraise=True,
-    )
-    async for attempt in retrying:
-        with attempt:
+    for attempt in range(1, policy.attempts):
+        try:
             return await call()
-    raise AssertionError("unreachable: tenacity reraises the last error")
+        except AdapterError as exc:
+            if not retryable(exc):
+                raise
+            await policy.sleep(pause_after(policy, exc, attempt))
+    return await call()  # the last attempt: its error is the caller's
