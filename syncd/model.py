@@ -283,8 +283,11 @@ def moment_text(moment: Moment) -> str:
 
 
 def _text(value: str, *, email: bool = False) -> str:
-    lines = value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    text = "\n".join(line.rstrip() for line in lines).strip()
+    if "\n" in value or "\r" in value:
+        lines = value.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        text = "\n".join(line.rstrip() for line in lines).strip()
+    else:
+        text = value.strip()  # one line: the same, without splitting (most values)
     return text.lower() if email else text
 
 

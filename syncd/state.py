@@ -401,10 +401,21 @@ class State:
         """Write several links in one transaction: (row, the key it replaces or "")."""
         now = utc_now()
         with self.db.atomic():
+            stale = self._stale_tables(route)  # usually none: no per-link deletes then
             for row, replaces in rows:
-                self._record_link(route, row, replaces, now)
+                self._record_link(route, row, replaces, now, stale)
 
-    def _record_link(self, route: str, row: LinkRow, replaces: str, now: str) -> None:
+    def _stale_tables(self, route: str) -> frozenset[str]:
+        """The route's tables a new link may make stale, among those that hold rows."""
+        return frozenset(
+            table
+            for table in ("pending_creates", "quarantine", "tombstones")
+            if self.db.execute(f"SELECT 1 FROM {table} WHERE route = ? LIMIT 1", [route]).fetchone()
+        )
+
+    def _record_link(
+        self, route: str, row: LinkRow, replaces: str, now: str, stale: frozenset[str]
+    ) -> None:
         old = self._rows(
             "SELECT linked_at, origin FROM links WHERE route = ? AND cal_key = ?",
             [route, replaces or row.link.cal_key],
@@ -413,8 +424,10 @@ class State:
             self._delete_link(route, replaces)
         values = _link_row(route, row, old, now)
         self.db.execute(_UPSERT_LINK, [values[name] for name in _LINK_COLUMNS])
-        self._clear_intent(route, row.link.cal_key)
-        self._clear_settled(route, row.link)
+        if "pending_creates" in stale:
+            self._clear_intent(route, row.link.cal_key)
+        if stale & {"quarantine", "tombstones"}:
+            self._clear_settled(route, row.link)
 
     def _clear_settled(self, route: str, link: Link) -> None:
         """Both sides hold the item now: its quarantine and tombstones are stale."""
