@@ -9,9 +9,19 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from syncd.model import Event, Moment, Person, Problem, Record, moment_text, parse_moment
+from syncd.model import (
+    Event,
+    Moment,
+    Person,
+    Problem,
+    Record,
+    as_utc,
+    moment_text,
+    parse_moment,
+)
 
 
 def dumps(records: Iterable[Record], problems: Iterable[Problem]) -> str:
@@ -46,7 +56,7 @@ def _read_record(data: list[Any]) -> Record:
         version,
         remote_id,
         _read_moment(anchor),
-        _read_moment(modified),  # type: ignore[arg-type]  # written from a datetime
+        _read_time(modified),
         marker,
     )
 
@@ -86,7 +96,7 @@ def _read_event(data: list[Any]) -> Event:
         Person(*contact) if contact else None,
         private,
         transparent,
-        _read_moment(modified),  # type: ignore[arg-type]  # written from a datetime
+        _read_time(modified),
         outcome,
     )
 
@@ -101,3 +111,8 @@ def _moment(value: Moment | None) -> str | None:
 
 def _read_moment(text: str | None) -> Moment | None:
     return None if text is None else parse_moment(text)
+
+
+def _read_time(text: str | None) -> datetime | None:
+    """A modification time: always written from a datetime."""
+    return None if text is None else as_utc(parse_moment(text))

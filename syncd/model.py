@@ -82,6 +82,15 @@ Rid = str
 SINGLE: Rid = "-"
 
 
+def rid_start(rid: Rid) -> date:
+    """The original start a rid names: a date, an aware UTC time (`…Z`) or a naive wall
+    time (`…L`, floating). `ValueError` for `-`, a single event's."""
+    if "T" not in rid:
+        return datetime.strptime(rid, "%Y%m%d").date()
+    moment = datetime.strptime(rid[:15], "%Y%m%dT%H%M%S")
+    return moment.replace(tzinfo=UTC) if rid.endswith("Z") else moment
+
+
 @dataclass(frozen=True, order=True, slots=True)
 class OccurrenceKey:
     """Identity of one occurrence inside one calendar (DESIGN.md section 2)."""

@@ -18,10 +18,19 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Literal
 
-from syncd.model import SINGLE, Event, Link, OccurrenceKey, Record, Window, changed_fields
+from syncd.model import (
+    SINGLE,
+    Event,
+    Link,
+    OccurrenceKey,
+    Record,
+    Window,
+    changed_fields,
+    rid_start,
+)
 
 Direction = Literal["both", "to_vendor", "to_calendar"]
 Action = Literal["create", "update", "delete", "bind", "forget", "mark_missing"]
@@ -435,11 +444,10 @@ def _pair(gone: list[_Vanished], fresh: list[Item]) -> list[tuple[_Vanished, Ite
 
 def _rid_time(rid: str) -> datetime:
     """A rid as a comparable time: UTC, local wall time (floating) or a date's midnight."""
-    return (
-        datetime.strptime(rid[:15], "%Y%m%dT%H%M%S")
-        if "T" in rid
-        else (datetime.strptime(rid[:8], "%Y%m%d"))
-    )
+    start = rid_start(rid)
+    if isinstance(start, datetime):
+        return start.replace(tzinfo=None)
+    return datetime.combine(start, time())
 
 
 def _rid(cal_key: str) -> str:

@@ -87,8 +87,7 @@ class IcsDir(Listed):
         an occurrence goes into its series the same way."""
         occurrence = OccurrenceKey.parse(self.calendar_id, key)
         target = self._file_for(occurrence.uid)
-        async with self._lock(target):
-            data = await _existing(target)
+        data = await _existing(target)
         if data is not None or occurrence.rid != SINGLE:
             if data is not None and occurrence.uid not in await asyncio.to_thread(uids, data):
                 raise Rejected(f"{self.calendar_id}: {target.name} holds another event", key=key)

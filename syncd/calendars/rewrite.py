@@ -28,7 +28,7 @@ import icalendar
 
 from syncd.errors import Gone, Rejected
 from syncd.ical import parse_for_rewrite, zone_named
-from syncd.model import SINGLE, Event, OccurrenceKey, Window
+from syncd.model import SINGLE, Event, OccurrenceKey, Window, rid_start
 
 PRODID = "-//syncd//syncd//EN"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -154,20 +154,14 @@ def read_back_window(occurrence: OccurrenceKey, event: Event) -> Window:
     """A window holding an occurrence's original and actual start, to read it back."""
     if occurrence.rid == SINGLE:
         return Window(_EPOCH, _EPOCH)  # single events are listed whatever the window
-    moments = [_utc(event.start), _utc(event.end), _utc(rid_moment(occurrence.rid))]
+    moments = [_utc(event.start), _utc(event.end), _utc(rid_start(occurrence.rid))]
     return Window(min(moments) - timedelta(days=2), max(moments) + timedelta(days=2))
 
 
-def rid_moment(rid: str) -> date:
-    """A rid's original start, close enough to bound a window (floating read as UTC)."""
-    if "T" not in rid:
-        return datetime.strptime(rid, "%Y%m%d").date()
-    return datetime.strptime(rid[:15], "%Y%m%dT%H%M%S").replace(tzinfo=UTC)
-
-
 def _utc(value: date) -> datetime:
+    """Close enough to bound a window: floating times are read as UTC."""
     if isinstance(value, datetime):
-        return value.astimezone(UTC)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     return datetime.combine(value, time(), UTC)
 
 
@@ -232,14 +226,10 @@ class _Series:
     def rid_value(self) -> date:
         """The key's rid (`20270301`, `…T090000Z`, `…T090000L`) as a RECURRENCE-ID or
         EXDATE value in the series' form."""
-        rid, form = self.key.rid, self.form
-        if "T" not in rid:
-            day = datetime.strptime(rid, "%Y%m%d").date()
-            return datetime.combine(day, form.timetz()) if isinstance(form, datetime) else day
-        moment = datetime.strptime(rid[:15], "%Y%m%dT%H%M%S")
-        if rid.endswith("Z"):
-            moment = moment.replace(tzinfo=UTC)
-        return self.as_form(moment)
+        start, form = rid_start(self.key.rid), self.form
+        if isinstance(start, datetime):
+            return self.as_form(start)
+        return datetime.combine(start, form.timetz()) if isinstance(form, datetime) else start
 
     def as_form(self, value: date) -> date:
         """A time written in any form, in the series' form (so it can be compared)."""
