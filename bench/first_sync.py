@@ -69,11 +69,12 @@ def wait_for_port(port: int, seconds: float = 20.0) -> None:
     raise SystemExit(f"the simulator did not listen on port {port}")
 
 
-def config(base_url: str) -> str:
+def config(base_url: str, source: str = "kind: ics_file, path: calendar.ics") -> str:
+    """The bench's config: the calendar `source` synced into the Sales Ask simulator."""
     return f"""\
 state: state.db
 calendars:
-  bench: {{kind: ics_file, path: calendar.ics, limits: {{per_series: 100000}}}}
+  bench: {{{source}, limits: {{per_series: 100000}}}}
 vendors:
   salesask: {{kind: salesask, base_url: "{base_url}", api_key: {API_KEY}, rate_limit: off,
               concurrency: 8}}

@@ -16,98 +16,34 @@ import argparse
 import asyncio
 import importlib
 import tempfile
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from benchlib import timed_run
-
-REP = "rep@example.com"
-
-
-@dataclass(frozen=True)
-class Case:
-    """One vendor: its simulator module, its scaled limit, and its config stanza."""
-
-    kind: str
-    requests: int
-    per: float
-    vendor: str
-    route_options: str = "{}"
-
+from benchlib import Vendor, calendar, served_run
 
 CASES = [
-    Case("salesask", 25, 0.5, "api_key: sim-key"),
-    Case("leadsquared", 25, 0.5, "access_key: sim-access\n    secret_key: sim-secret"),
-    Case(
+    Vendor("salesask", "api_key: sim-key", (25, 0.5)),
+    Vendor("leadsquared", "access_key: sim-access\n    secret_key: sim-secret", (25, 0.5)),
+    Vendor(
         "ysuite",
-        20,
-        0.5,
         "access_key: sim-access\n    secret_key: sim-secret\n"
         "    account_timezone: Europe/Berlin\n    users: {rep@example.com: 7}",
+        (20, 0.5),
         "{cstid: 10}",
     ),
 ]
 
 
-def calendar(events: int) -> str:
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) + timedelta(days=1)
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//syncd bench//EN"]
-    for n in range(events):
-        at = start + timedelta(hours=n % 9, days=n // 9)
-        lines += [
-            "BEGIN:VEVENT",
-            f"UID:rate-{n}",
-            "DTSTAMP:20260101T000000Z",
-            f"DTSTART:{at:%Y%m%dT%H%M%SZ}",
-            f"DTEND:{at + timedelta(minutes=30):%Y%m%dT%H%M%SZ}",
-            f"SUMMARY:Call {n}",
-            f"ORGANIZER:mailto:{REP}",
-            "ATTENDEE;CN=Customer:mailto:customer@client.test",
-            "END:VEVENT",
-        ]
-    return "\r\n".join([*lines, "END:VCALENDAR", ""])
+def spread(n: int) -> timedelta:
+    return timedelta(hours=n % 9, days=n // 9)
 
 
-def config(case: Case, base_url: str) -> str:
-    return f"""\
-state: state.db
-calendars:
-  cal: {{kind: ics_file, path: calendar.ics}}
-vendors:
-  v:
-    kind: {case.kind}
-    base_url: {base_url}
-    {case.vendor}
-    rate_limit: {{requests: {case.requests}, per: {int(case.per * 1000)}ms}}
-    concurrency: 8
-routes:
-  r:
-    calendar: cal
-    vendor: v
-    rep: {{email: {REP}}}
-    window: {{past: 1d, future: 90d}}
-    options: {case.route_options}
-"""
-
-
-async def measure(case: Case, events: int, folder: Path) -> dict[str, float]:
-    module = importlib.import_module(f"syncd.simulators.{case.kind}")
-    simulator = module.default()
-    simulator.rate_limit = (case.requests, case.per)
-    runner = await module.serve("127.0.0.1", 0, sim=simulator)
-    try:
-        (folder / "calendar.ics").write_text(calendar(events), newline="")
-        path = folder / "config.yaml"
-        path.write_text(config(case, module.base_url(runner)))
-        return await timed_sync(path, simulator)
-    finally:
-        await runner.cleanup()
-
-
-async def timed_sync(path: Path, simulator: Any) -> dict[str, float]:
-    report, seconds, statuses = await timed_run(path)
+async def measure(case: Vendor, events: int, folder: Path) -> dict[str, float]:
+    simulator: Any = importlib.import_module(f"syncd.simulators.{case.kind}").default()
+    simulator.rate_limit = case.limit
+    text = calendar(events, "call", spread)
+    report, seconds, statuses = await served_run(case, simulator, text, folder)
     return {
         "seconds": seconds,
         "requests": sum(statuses.values()),
@@ -130,11 +66,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             figures = asyncio.run(measure(case, args.events, Path(folder)))
         rate = figures["requests"] / figures["seconds"]
-        limit = case.requests / case.per
+        requests, per = case.limit
         print(
-            f"{case.kind:<13}{f'{case.requests}/{case.per:g}s':>14}{figures['requests']:>10.0f}"
+            f"{case.kind:<13}{f'{requests:g}/{per:g}s':>14}{figures['requests']:>10.0f}"
             f"{figures['writes']:>8.0f}{figures['seconds']:>9.2f}{rate:>8.1f}"
-            f"{rate / limit:>10.2f}{figures['429']:>6.0f}"
+            f"{rate / (requests / per):>10.2f}{figures['429']:>6.0f}"
         )
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from first_sync import API_KEY, REP, free_port, generate, wait_for_port
+from first_sync import API_KEY, REP, config, free_port, generate, wait_for_port
 
 from syncd import registry
 from syncd.config import load_config
@@ -252,20 +252,7 @@ fileext = ".ics"
 
 
 def syncd_config(feed_url: str, base_url: str) -> str:
-    return f"""\
-state: state.db
-calendars:
-  bench: {{kind: ics_url, url: "{feed_url}", limits: {{per_series: 100000}}}}
-vendors:
-  salesask: {{kind: salesask, base_url: "{base_url}", api_key: {API_KEY}, rate_limit: off,
-              concurrency: 8}}
-routes:
-  bench:
-    calendar: bench
-    vendor: salesask
-    rep: {{email: {REP}}}
-    window: {{past: 1d, future: 60d}}
-"""
+    return config(base_url, f'kind: ics_url, url: "{feed_url}"')
 
 
 class RouteRuns:
