@@ -296,13 +296,15 @@ def groups(calendar: VCalendar) -> dict[str, Group] | None:
     return found
 
 
-def body(calendar: VCalendar, chosen: Collection[Group]) -> bytes:
-    """A small VCALENDAR: the header, the VTIMEZONEs the groups use, the groups' blocks."""
+def body(calendar: VCalendar, chosen: Collection[Group], every_zone: bool = False) -> bytes:
+    """A small VCALENDAR: the header, the VTIMEZONEs the groups use (or all of them),
+    the groups' blocks."""
     tzids = frozenset().union(*(group.tzids for group in chosen))
     indices = {index for group in chosen for index in group.blocks}
     lines = [b"BEGIN:VCALENDAR", *calendar.header]
     for index, block in enumerate(calendar.blocks):
-        if index in indices or (block.name == "VTIMEZONE" and block.key in tzids):
+        zone = block.name == "VTIMEZONE" and (every_zone or block.key in tzids)
+        if index in indices or zone:
             lines.extend(block.lines)
     lines += [b"END:VCALENDAR", b""]
     return b"\r\n".join(lines)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
+from syncd.calendars import reuse
 from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.reuse import SLACK, Expansions
 from syncd.errors import Malformed
+from syncd.ical import Limits, read_calendar
 from syncd.model import Listing, Problem, Record, Window
 from tests.builders import Vevent, calendar, day, write
 
@@ -101,9 +104,13 @@ def _events() -> list[str]:
     return [*singles, *local, *series]
 
 
-async def _whole(data: bytes) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
-    listing = await Expansions("cal").listing("feed", data, WINDOW)
-    return listing.records, listing.problems
+async def _whole(
+    data: bytes, limits: Limits | None = None
+) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
+    """What one parse of the whole body gives (no blocks, no chunks)."""
+    covers = Window(WINDOW.start, WINDOW.end + SLACK)
+    expansion = read_calendar(data, calendar="cal", window=covers, limits=limits or Limits())
+    return expansion.records, expansion.problems
 
 
 def _by_key(listing: Listing) -> dict[str, Record]:
@@ -214,3 +221,64 @@ async def test_parsing_a_big_body_leaves_the_event_loop_free():
         await asyncio.sleep(0)
     assert len((await parse).records) == 1500
     assert turns > 1  # a parse on the loop itself would finish before the second turn
+
+
+# --- a first parse goes a chunk of groups at a time ----------------------------------
+
+
+class _Parses:
+    """Every body `read_calendar` is handed, as the UIDs of its VEVENTs."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.bodies: list[list[str]] = []
+        monkeypatch.setattr(reuse, "read_calendar", self._read)
+
+    def _read(self, data: bytes, **options: Any) -> Any:
+        uids = [line[4:] for line in data.decode().split("\r\n") if line.startswith("UID:")]
+        self.bodies.append(uids)
+        return read_calendar(data, **options)
+
+
+async def test_a_first_parse_goes_a_chunk_of_groups_at_a_time_and_equals_a_whole_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The parse tree of a big feed never exists whole: a first listing hands the
+    parser `CHUNK` UID groups at a time (a series with its overrides in one chunk)."""
+    monkeypatch.setattr(reuse, "CHUNK", 5)
+    parses = _Parses(monkeypatch)
+    expansions = Expansions("cal")
+    listing = await expansions.listing("feed", _body(_events()), WINDOW)
+    assert [len(set(uids)) for uids in parses.bodies] == [5, 5, 5, 1]
+    assert sorted(uid for uids in parses.bodies for uid in set(uids)) == sorted(
+        [f"u{n}" for n in range(12)] + ["z0", "z1", "z2", "s1"]
+    )
+    assert (listing.records, listing.problems) == await _whole(_body(_events()))
+    assert (expansions.whole_parses, expansions.groups_parsed) == (1, 16)
+
+
+async def test_an_unreadable_vtimezone_no_event_uses_falls_back_to_one_whole_parse(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Chunks carry the VTIMEZONEs their events use, and the first one all of them: an
+    unreadable zone is a calendar-level problem, which only a whole parse reports."""
+    monkeypatch.setattr(reuse, "CHUNK", 5)
+    parses = _Parses(monkeypatch)
+    unused = [line.replace("Office Time", "Unused") for line in OFFICE]
+    unused = [line.replace("TZOFFSETTO:+0300", "TZOFFSETTO:garbage") for line in unused]
+    data = _body(_events(), OFFICE + unused)
+    listing = await Expansions("cal").listing("feed", data, WINDOW)
+    assert len(parses.bodies) == 2 and len(parses.bodies[-1]) == 17  # a chunk, then whole
+    assert any(p.key.startswith("VTIMEZONE:") for p in listing.problems)
+    assert (listing.records, listing.problems) == await _whole(data)
+
+
+async def test_a_first_parse_past_the_per_calendar_cap_is_cut_as_a_whole_parse_cuts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Chunks under the cap can add up past it: only a whole parse knows which
+    occurrences the cap leaves out, so the listing is the whole parse's."""
+    monkeypatch.setattr(reuse, "CHUNK", 5)
+    limits = Limits(per_calendar=10)
+    listing = await Expansions("cal", limits=limits).listing("feed", _body(_events()), WINDOW)
+    assert len(listing.records) == 10
+    assert (listing.records, listing.problems) == await _whole(_body(_events()), limits)

@@ -19,6 +19,12 @@ one well-formed VCALENDAR (a truncated one then raises `Malformed` as before), s
 VCALENDARs, a VEVENT without a UID, calendar-level problems (a dropped VTIMEZONE or
 calendar property, known only to a whole parse), the per-calendar occurrence cap, or a
 record or problem that cannot be told apart by its UID.
+
+A first parse goes the same way, `CHUNK` UID groups at a time, so the parse tree of a
+big feed (about 10 kB an event in icalendar) never exists whole: the peak is one
+chunk's tree beside the records, and the memory it freed is reused by the next chunk
+instead of being left to the allocator as a whole tree's would. The same fallbacks
+apply, to one parse of the body whole.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from syncd.model import Listing, Problem, Record, Window
 SLACK = timedelta(days=1)
 log = logging.getLogger("syncd.calendars")
 FORMAT = 1  # bump when expansion changes what records a body gives: kept parts are dropped
+CHUNK = 250  # UID groups a parse holds at once: its tree, not the feed's, is the peak
 _CAPPED = "(Limits.per_calendar)"  # the reason of a Problem left by the per-calendar cap
 
 
@@ -208,21 +215,19 @@ class Expansions:
     def _parse(
         self, source: str, data: bytes, covers: Window
     ) -> tuple[Listing, dict[str, Part] | None, str]:
+        """A first parse: group by group in chunks (so a big feed's parse tree never
+        exists whole), else the body whole."""
         self.parses += 1
         self.whole_parses += 1
-        records, problems = self._read(data, covers, source)
-        listing = Listing(records, problems)
         stable = blocks.stable_digest(data)
         split = _single(data)
-        if split is None:
-            return listing, None, stable
-        found = split[1]
-        self.groups_parsed += len(found)
-        shares = _share(records, problems, found)
-        if shares is None:
-            return listing, None, stable
-        parts = {uid: Part(group.digest, *shares[uid]) for uid, group in found.items()}
-        return listing, parts, stable
+        if split is not None:
+            calendar, found = split
+            parts = self._parsed_groups(calendar, list(found.values()), covers)
+            if parts is not None and _within_cap(parts, self.limits):
+                return _assembled(parts), parts, stable
+        records, problems = self._read(data, covers, source)
+        return Listing(records, problems), None, stable
 
     def _partial(self, data: bytes, kept: Kept) -> tuple[Listing, dict[str, Part], str] | None:
         """The listing re-parsing only the changed groups (and the body's stable digest),
@@ -248,21 +253,36 @@ class Expansions:
             return kept.listing, old
         fresh = {g.uid for g in changed}
         parts = {uid: old[uid] for uid in found if uid not in fresh}
-        if changed:
-            self.groups_parsed += len(changed)
+        parsed = self._parsed_groups(calendar, changed, kept.covers)
+        if parsed is None:
+            return None
+        parts.update(parsed)
+        self.parses += 1
+        if not _within_cap(parts, self.limits):
+            return None
+        return _assembled(parts), parts
+
+    def _parsed_groups(
+        self, calendar: blocks.VCalendar, chosen: list[blocks.Group], covers: Window
+    ) -> dict[str, Part] | None:
+        """Each chosen group's part, parsed `CHUNK` groups at a time; None when a
+        chunk cannot be shared out by UID (the caller then parses the body whole). The
+        first chunk carries every VTIMEZONE, so an unreadable one that no event uses
+        still leads to the whole parse that reports it."""
+        parts: dict[str, Part] = {}
+        for first in range(0, len(chosen), CHUNK):
+            chunk = chosen[first : first + CHUNK]
+            self.groups_parsed += len(chunk)
+            body = blocks.body(calendar, chunk, every_zone=first == 0)
             try:
-                records, problems = self._read(blocks.body(calendar, changed), kept.covers, "")
+                records, problems = self._read(body, covers, "")
             except Malformed:
                 return None  # the whole parse says it with the source's name
-            shares = _share(records, problems, {g.uid: g for g in changed})
+            shares = _share(records, problems, {g.uid: g for g in chunk})
             if shares is None:
                 return None
-            parts.update({g.uid: Part(g.digest, *shares[g.uid]) for g in changed})
-        self.parses += 1
-        listing = _assembled(parts)
-        if len(listing.records) > self.limits.per_calendar:
-            return None  # the cap cuts by series order: only a whole parse knows it
-        return listing, parts
+            parts.update({g.uid: Part(g.digest, *shares[g.uid]) for g in chunk})
+        return parts
 
     def _read(
         self, data: bytes, covers: Window, source: str
@@ -285,6 +305,12 @@ class Expansions:
         self._stored.clear()
         if self.store is not None:
             self._call(lambda store: store.drop_parts(self.calendar))
+
+
+def _within_cap(parts: dict[str, Part], limits: Limits) -> bool:
+    """False past the per-calendar cap, which cuts by series order: only a whole parse
+    knows where."""
+    return sum(len(part.records) for part in parts.values()) <= limits.per_calendar
 
 
 def _inside(window: Window, covers: Window) -> bool:
