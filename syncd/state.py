@@ -398,12 +398,38 @@ class State:
         self.record_links(route, [(row, replaces)])
 
     def record_links(self, route: str, rows: Iterable[tuple[LinkRow, str]]) -> None:
-        """Write several links in one transaction: (row, the key it replaces or "")."""
-        now = utc_now()
+        """Write several links in one transaction: (row, the key it replaces or ""). A
+        re-keyed link keeps when it was first linked and how."""
+        now, rows = utc_now(), list(rows)
         with self.db.atomic():
-            stale = self._stale_tables(route)  # usually none: no per-link deletes then
             for row, replaces in rows:
-                self._record_link(route, row, replaces, now, stale)
+                if replaces and replaces != row.link.cal_key:
+                    self._rekey_link(route, replaces, row.link.cal_key)
+            self.db.conn.executemany(_UPSERT_LINK, (_link_values(route, r, now) for r, _ in rows))
+            self._clear_stale(route, [row.link for row, _ in rows])
+
+    def _rekey_link(self, route: str, old_key: str, new_key: str) -> None:
+        self._delete_link(route, new_key)
+        self.db.execute(
+            "UPDATE links SET cal_key = ? WHERE route = ? AND cal_key = ?",
+            [new_key, route, old_key],
+        )
+
+    def _clear_stale(self, route: str, links: list[Link]) -> None:
+        """Both sides hold these items now: their intents, quarantine and tombstones are
+        stale. Only tables that hold rows of the route are touched (usually none)."""
+        statements = {
+            "pending_creates": ("DELETE FROM pending_creates WHERE route = ? AND cal_key = ?",),
+            "quarantine": ("DELETE FROM quarantine WHERE route = ? AND key = ?",),
+            "tombstones": (
+                "DELETE FROM tombstones WHERE route = ? AND side = 'calendar' AND key = ?",
+                "DELETE FROM tombstones WHERE route = ? AND side = 'vendor' AND key = ?",
+            ),
+        }
+        for table in self._stale_tables(route):
+            for n, sql in enumerate(statements[table]):
+                keys = (link.vendor_key if n else link.cal_key for link in links)
+                self.db.conn.executemany(sql, ((route, key) for key in keys))
 
     def _stale_tables(self, route: str) -> frozenset[str]:
         """The route's tables a new link may make stale, among those that hold rows."""
@@ -411,31 +437,6 @@ class State:
             table
             for table in ("pending_creates", "quarantine", "tombstones")
             if self.db.execute(f"SELECT 1 FROM {table} WHERE route = ? LIMIT 1", [route]).fetchone()
-        )
-
-    def _record_link(
-        self, route: str, row: LinkRow, replaces: str, now: str, stale: frozenset[str]
-    ) -> None:
-        old = self._rows(
-            "SELECT linked_at, origin FROM links WHERE route = ? AND cal_key = ?",
-            [route, replaces or row.link.cal_key],
-        )
-        if replaces and replaces != row.link.cal_key:
-            self._delete_link(route, replaces)
-        values = _link_row(route, row, old, now)
-        self.db.execute(_UPSERT_LINK, [values[name] for name in _LINK_COLUMNS])
-        if "pending_creates" in stale:
-            self._clear_intent(route, row.link.cal_key)
-        if stale & {"quarantine", "tombstones"}:
-            self._clear_settled(route, row.link)
-
-    def _clear_settled(self, route: str, link: Link) -> None:
-        """Both sides hold the item now: its quarantine and tombstones are stale."""
-        self.db.execute("DELETE FROM quarantine WHERE route = ? AND key = ?", [route, link.cal_key])
-        self.db.execute(
-            "DELETE FROM tombstones WHERE route = ? AND ((side = 'calendar' AND key = ?) "
-            "OR (side = 'vendor' AND key = ?))",
-            [route, link.cal_key, link.vendor_key],
         )
 
     def forget_link(self, route: str, cal_key: str, tombstone: tuple[str, str, str] | None) -> None:
@@ -477,11 +478,6 @@ class State:
     def pending_creates(self, route: str) -> list[dict[str, Any]]:
         """Creates that were started and never recorded: a crash came in between."""
         return self._rows("SELECT * FROM pending_creates WHERE route = ?", [route])
-
-    def _clear_intent(self, route: str, cal_key: str) -> None:
-        self.db.execute(
-            "DELETE FROM pending_creates WHERE route = ? AND cal_key = ?", [route, cal_key]
-        )
 
     # --- tombstones ---------------------------------------------------------------------
 
@@ -741,15 +737,21 @@ _LINK_COLUMNS = (
 )
 _UPSERT_LINK = (
     f"INSERT INTO links ({', '.join(_LINK_COLUMNS)}) "
-    f"VALUES ({', '.join('?' for _ in _LINK_COLUMNS)}) "
+    f"VALUES ({', '.join(f':{name}' for name in _LINK_COLUMNS[:-3])}, "
+    "COALESCE(NULLIF(:origin, ''), 'created'), :now, :now) "
     "ON CONFLICT (route, cal_key) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _LINK_COLUMNS[2:])
+    + ", ".join(f"{name} = excluded.{name}" for name in _LINK_COLUMNS[2:-3])
+    + ", origin = CASE WHEN :origin = '' THEN links.origin ELSE excluded.origin END"
+    + ", synced_at = excluded.synced_at"
 )
-"""One statement a link. (sqlite-utils' `upsert` reads the table's schema on every call:
-ten statements a link, most of a first sync's CPU time.)"""
+"""One statement a link, run for a batch at once: a new link is linked now (and
+"created" unless it says otherwise); an existing one keeps when it was linked and, when
+the row says nothing, how. (sqlite-utils' `upsert` reads the table's schema on every
+call: ten statements a link, most of a first sync's CPU time.)"""
 
 
-def _link_row(route: str, row: LinkRow, old: list[dict[str, Any]], now: str) -> dict[str, Any]:
+def _link_values(route: str, row: LinkRow, now: str) -> dict[str, Any]:
+    """The named parameters of `_UPSERT_LINK` for one link."""
     link = row.link
     return {
         "route": route,
@@ -767,7 +769,6 @@ def _link_row(route: str, row: LinkRow, old: list[dict[str, Any]], now: str) -> 
         "missing": link.missing,
         "accepted": int(link.accepted),
         "note": row.note,
-        "origin": row.origin or (old[0]["origin"] if old else "created"),
-        "linked_at": old[0]["linked_at"] if old else now,
-        "synced_at": now,
+        "origin": row.origin,
+        "now": now,
     }

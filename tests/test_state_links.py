@@ -1,0 +1,81 @@
+"""Link rows in a real SQLite file: a batch is one statement a link, yet a link keeps
+when it was first made and how, a re-keyed one too, and what it settles is cleared."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from syncd.model import Link
+from syncd.state import LinkRow, State
+
+ROUTE = "r"
+
+
+def _row(cal_key: str, vendor_key: str, origin: str = "created", title: str = "Call") -> LinkRow:
+    link = Link(cal_key=cal_key, vendor_key=vendor_key, cal_fp="c", vendor_fp="v")
+    return LinkRow(link, uid=cal_key, title=title, origin=origin)
+
+
+def _stored(state: State) -> dict[str, dict[str, Any]]:
+    return {row["cal_key"]: row for row in state._rows("SELECT * FROM links")}
+
+
+def test_a_new_link_says_how_it_was_made_and_is_linked_when_synced(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state.record_links(ROUTE, [(_row("a", "va", origin="imported"), ""), (_row("b", "vb"), "")])
+    stored = _stored(state)
+    assert (stored["a"]["origin"], stored["b"]["origin"]) == ("imported", "created")
+    assert stored["a"]["linked_at"] == stored["a"]["synced_at"]
+
+
+def test_a_link_written_again_keeps_when_and_how_it_was_first_made(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state.record_links(ROUTE, [(_row("a", "va", origin="imported"), "")])
+    first = _stored(state)["a"]
+    state.record_links(ROUTE, [(_row("a", "va", origin="", title="Call, moved"), "a")])
+    again = _stored(state)["a"]
+    assert (again["origin"], again["linked_at"], again["title"]) == (
+        "imported",
+        first["linked_at"],
+        "Call, moved",
+    )
+    assert again["synced_at"] > first["synced_at"]
+    state.record_links(ROUTE, [(_row("a", "va", origin="adopted"), "a")])
+    assert _stored(state)["a"]["origin"] == "adopted"  # a row that says how: it counts
+
+
+def test_a_rekeyed_link_keeps_when_and_how_it_was_made_under_its_new_key(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    state.record_links(ROUTE, [(_row("old", "va", origin="imported"), "")])
+    first = _stored(state)["old"]
+    state.record_links(ROUTE, [(_row("new", "va", origin=""), "old")])
+    stored = _stored(state)
+    assert set(stored) == {"new"}
+    assert (stored["new"]["origin"], stored["new"]["linked_at"]) == ("imported", first["linked_at"])
+
+
+def test_a_batch_of_links_clears_only_its_own_settled_rows(tmp_path: Path) -> None:
+    state = State(tmp_path / "state.db")
+    for key in ("a", "other"):
+        state.intend_create(ROUTE, "vendor", key, f"v{key}")
+        state.quarantine(ROUTE, "calendar", key, "would not parse")
+        state.forget_link(ROUTE, key, ("calendar", key, "deleted"))
+        state.forget_link(ROUTE, key, ("vendor", f"v{key}", "deleted"))
+    state.record_links(ROUTE, [(_row("a", "va"), "")])
+    assert [row["cal_key"] for row in state.pending_creates(ROUTE)] == ["other"]
+    assert [row["key"] for row in state.quarantined(ROUTE)] == ["other"]
+    assert sorted(row["key"] for row in state.tombstones(ROUTE)) == ["other", "vother"]
+
+
+def test_links_of_one_batch_are_all_written_or_none(tmp_path: Path) -> None:
+    """A batch that fails (two links claiming one vendor record) leaves nothing half
+    written: the next run adopts the records again by key."""
+    state = State(tmp_path / "state.db")
+    clash = [(_row("a", "same"), ""), (_row("b", "same"), "")]
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        state.record_links(ROUTE, clash)
+    assert _stored(state) == {}
