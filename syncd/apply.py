@@ -75,7 +75,9 @@ class Binding:
     calendar: Adapter
     vendor: Adapter
     calendar_item: Callable[[Record], Item | None]
-    vendor_item: Callable[[Record], Item]
+    # a vendor record's view; given the item it was written from, an echo of that
+    # item's view is not fingerprinted again
+    vendor_item: Callable[[Record, Item | None], Item]
     fields: frozenset[str]
     calendar_id: str = ""
 
@@ -159,7 +161,7 @@ class Applier:
             self._link(
                 op,
                 op.source,
-                self.binding.vendor_item(result),
+                self.binding.vendor_item(result, op.source),
                 "created" if op.action == "create" else "",
             )
             self.counts.created += op.action == "create"
@@ -261,7 +263,7 @@ class Applier:
         if op.side == "vendor":
             key = b.syncd_key(op) if once else op.vendor_key
             record = await self._call(lambda: b.vendor.create(key, event), once)
-            self._link(op, op.source, b.vendor_item(record), "created")
+            self._link(op, op.source, b.vendor_item(record, op.source), "created")
         else:
             record = await self._call(lambda: b.calendar.create(op.cal_key, event))
             self._link(op, b.calendar_item(record), op.source, "imported")
@@ -275,7 +277,7 @@ class Applier:
             current = replace(current, marker=b.syncd_key(op))  # write our key back
         record = await self._call(lambda: adapter.update(current, event, op.changed))
         if op.side == "vendor":
-            self._link(op, op.source, b.vendor_item(record))
+            self._link(op, op.source, b.vendor_item(record, op.source))
         else:
             self._link(op, b.calendar_item(record), op.source)
         self.counts.updated += 1

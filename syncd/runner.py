@@ -383,18 +383,23 @@ class RouteRunner:
             partner=vendor_key(key),
         )
 
-    def vendor_item(self, record: Record, window: Window) -> Item:
-        """The plan's view of a vendor record."""
-        item = self._views.view(record, window, self._vendor_item)
+    def vendor_item(self, record: Record, window: Window, like: Item | None = None) -> Item:
+        """The plan's view of a vendor record; `like`, the calendar item it was written
+        from, lends its fingerprint when the vendor echoed its view exactly."""
+
+        def make(record: Record, window: Window) -> Item:
+            return self._vendor_item(record, window, like)
+
+        item = self._views.view(record, window, make if like else self._vendor_item)
         assert item is not None
         return item
 
-    def _vendor_item(self, record: Record, window: Window) -> Item:
+    def _vendor_item(self, record: Record, window: Window, like: Item | None = None) -> Item:
         view = self.calendar.project(record.event)
         ours = (record.marker or record.key).startswith(f"{self.calendar_id}:")
-        return Item(
-            record, view, fingerprint(view, self.fields), record.in_window(window), ours=ours
-        )
+        echo = like is not None and like.view == view  # most read-backs of our writes
+        fp = like.fp if like is not None and echo else fingerprint(view, self.fields)
+        return Item(record, view, fp, record.in_window(window), ours=ours)
 
     def _calendar_absent(
         self,
@@ -504,7 +509,7 @@ class RouteRunner:
             self.calendar,
             self.vendor,
             calendar_item=lambda record: self.calendar_item(record, window),
-            vendor_item=lambda record: self.vendor_item(record, window),
+            vendor_item=lambda record, like: self.vendor_item(record, window, like),
             fields=self.fields,
             calendar_id=self.calendar_id,
         )

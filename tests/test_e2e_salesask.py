@@ -3,13 +3,15 @@ file, through the same `sync` the CLI runs."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from syncd import runner
 from syncd.cli import OK, main
+from syncd.model import Event, fingerprint
 from syncd.simulators.salesask import SalesAskSim
 from tests.builders import (
     FILE_CALENDAR,
@@ -178,3 +180,23 @@ async def test_reset_after_a_series_move_readopts_instead_of_duplicating(env):
 
     assert [m for m, _, _ in writes(simulator)] == []
     assert len(simulator.org().tasks) == 8
+
+
+async def test_read_backs_that_echo_what_was_sent_are_not_fingerprinted_again(
+    env: tuple[SalesAskSim, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A created task's read-back is the view syncd sent: its fingerprint is the
+    calendar item's, not computed a second time (an eighth of a first sync's CPU)."""
+    simulator, config = env
+    computed: list[str] = []
+
+    def counted(event: Event, fields: Iterable[str]) -> str:
+        computed.append(event.title)
+        return fingerprint(event, fields)
+
+    monkeypatch.setattr(runner, "fingerprint", counted)
+    assert await run(config) == OK
+    assert len(writes(simulator)) == 8  # three singles, five occurrences
+    assert len(computed) == 8  # once each, for the calendar's side
+    assert await run(config) == OK
+    assert writes(simulator) == []  # the fingerprints lent are the ones a listing gives
