@@ -149,9 +149,15 @@ class HttpClient:
     _limiter: SlidingWindow | None = field(init=False, default=None)
     _slots: asyncio.Semaphore = field(init=False)
     _proxy: str | None = field(init=False, default=None, repr=False)
+    _fixed: dict[str, Any] = field(init=False, repr=False)  # what every request sends
 
     def __post_init__(self) -> None:
         self._proxy = env_proxy(self.base_url)
+        self._fixed = {
+            "headers": {"User-Agent": USER_AGENT, **self.headers},
+            "timeout": aiohttp.ClientTimeout(total=self.timeout),
+            "proxy": self._proxy,
+        }
         if self.budget is not None:
             self._limiter = SlidingWindow(self.budget)
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -175,12 +181,9 @@ class HttpClient:
         what the call is expected to cost where a vendor budgets by cost. `headers` add to
         the side's own for this request (WebDAV's Depth, If-Match); `data` is a raw body."""
         where = f"{self.label}: {method} {path}"
-        outgoing = {
-            "params": params,
-            "json": json_body,
-            "data": data,
-            "headers": {"User-Agent": USER_AGENT, **self.headers, **(headers or {})},
-        }
+        outgoing = {**self._fixed, "params": params, "json": json_body, "data": data}
+        if headers:
+            outgoing["headers"] = {**self._fixed["headers"], **headers}
         async with self._slots:
             if self._limiter is None:
                 response = await self._send(method, path, outgoing, where, key)
@@ -199,14 +202,8 @@ class HttpClient:
         url = self.base_url.rstrip("/") + path
         self.requests_sent += 1
         try:
-            async with self.session.request(
-                method,
-                url,
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-                proxy=self._proxy,
-                **outgoing,
-            ) as raw:
-                text = await raw.text(errors="replace")
+            async with self.session.request(method, url, **outgoing) as raw:
+                text = _decoded(await raw.read(), raw.charset)
                 return Response(raw.status, dict(raw.headers), decode_body(text))
         except TimeoutError as exc:
             raise errors.Unavailable(
@@ -231,6 +228,15 @@ def env_proxy(url: str) -> str | None:
     if not parts.hostname or bypass(parts.hostname):
         return None
     return urllib.request.getproxies_environment().get(parts.scheme)
+
+
+def _decoded(data: bytes, charset: str | None) -> str:
+    """The body as text in its declared charset, else UTF-8 (what JSON is, RFC 8259),
+    unreadable bytes replaced. (aiohttp's `text()` would look the charset up again.)"""
+    try:
+        return data.decode(charset or "utf-8", errors="replace")
+    except LookupError:  # a charset Python does not know
+        return data.decode("utf-8", errors="replace")
 
 
 def decode_body(text: str) -> Any:

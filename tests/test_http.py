@@ -128,3 +128,38 @@ async def test_a_proxy_named_by_the_environment_carries_the_requests(monkeypatch
     assert answer.body == {"ok": True}
     assert seen == ["http://crm.example.test/v1/tasks"]
     assert env_proxy("http://localhost:8080/x") is None  # NO_PROXY is honoured
+
+
+async def test_bodies_are_read_in_their_declared_charset_else_as_utf8():
+    """The funnel decodes a body once, in the charset its Content-Type names; no charset,
+    or one Python does not know, reads as UTF-8 with bad bytes replaced; extra headers
+    of one request add to the side's own."""
+    answers = {
+        "/latin": ("text/plain; charset=latin-1", "Müller".encode("latin-1")),
+        "/json": ("application/json", '{"name": "Müller"}'.encode()),
+        "/odd": ("text/plain; charset=x-no-such-charset", "Müller".encode()),
+        "/bad": ("text/plain", b"M\xfcller"),
+    }
+    seen: list[tuple[str, str]] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append((request.headers["X-Key"], request.headers.get("Depth", "")))
+        content_type, body = answers[request.path]
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with new_session() as session:
+            client = HttpClient(session, f"http://127.0.0.1:{port}", "crm", {"X-Key": "k"})
+            bodies = [(await client.request("GET", path)).body for path in answers]
+            await client.request("GET", "/json", headers={"Depth": "1"})
+    finally:
+        await runner.cleanup()
+    assert bodies == ["Müller", {"name": "Müller"}, "Müller", "M\ufffdller"]
+    assert seen == [("k", "")] * 4 + [("k", "1")]
