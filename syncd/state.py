@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import sqlite_utils
 from sqlite_utils import Migrations
@@ -389,9 +389,14 @@ class State:
     # --- links --------------------------------------------------------------------------
 
     def links(self, route: str) -> tuple[Link, ...]:
-        """Every link of the route, as the plan reads them."""
-        rows = self._rows("SELECT * FROM links WHERE route = ? ORDER BY cal_key", [route])
-        return tuple(_link(row) for row in rows)
+        """Every link of the route, as the plan reads them: only the columns it reads,
+        row by row (a big route's links as dicts of every column were the biggest
+        passing allocation of a run)."""
+        cursor = self.db.execute(
+            f"SELECT {', '.join(_PLAN_COLUMNS)} FROM links WHERE route = ? ORDER BY cal_key",
+            [route],
+        )
+        return tuple(_link(*row) for row in cursor)
 
     def record_link(self, route: str, row: LinkRow, replaces: str = "") -> None:
         """Write a link after a successful op; `replaces` is the old key of a re-keyed one."""
@@ -717,16 +722,32 @@ def _holder_alive(row: dict[str, Any]) -> bool:
     return True
 
 
-def _link(row: dict[str, Any]) -> Link:
+_PLAN_COLUMNS = (
+    *("cal_key", "vendor_key", "cal_fp", "vendor_fp", "anchor", "missing", "accepted"),
+    "remote_id",
+)
+
+
+def _link(
+    cal_key: str,
+    vendor_key: str,
+    cal_fp: str,
+    vendor_fp: str,
+    anchor: str | None,
+    missing: Literal["calendar", "vendor", ""] | None,
+    accepted: int,
+    remote_id: str | None,
+) -> Link:
+    """A link from the `_PLAN_COLUMNS` of its row."""
     return Link(
-        cal_key=row["cal_key"],
-        vendor_key=row["vendor_key"],
-        cal_fp=row["cal_fp"],
-        vendor_fp=row["vendor_fp"],
-        anchor=parse_moment(row["anchor"]) if row["anchor"] else None,
-        missing=row["missing"] or "",
-        accepted=bool(row["accepted"]),
-        remote_id=row["remote_id"] or "",
+        cal_key=cal_key,
+        vendor_key=vendor_key,
+        cal_fp=cal_fp,
+        vendor_fp=vendor_fp,
+        anchor=parse_moment(anchor) if anchor else None,
+        missing=missing or "",
+        accepted=bool(accepted),
+        remote_id=remote_id or "",
     )
 
 

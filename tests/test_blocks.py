@@ -3,6 +3,9 @@ lines a feed re-stamps on every download."""
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from syncd import blocks
 
 EVENT = [
@@ -56,7 +59,7 @@ def test_blocks_are_cut_at_depth_one_and_a_valarm_stays_inside_its_vevent():
         ("VEVENT", "a@test"),
         ("VEVENT", "b@test"),
     ]
-    assert calendar.blocks[1].lines == tuple(line.encode() for line in EVENT)
+    assert calendar.blocks[1].text == "\r\n".join(EVENT).encode()
     assert calendar.blocks[1].tzids == {"Office Time"}
 
 
@@ -70,7 +73,7 @@ def test_folded_lines_stay_with_their_line_and_a_folded_uid_is_read_unfolded():
     ]
     calendar = one(body(folded))
     assert calendar.blocks[0].key == "long-uid,x@test"  # unescaped, as the parser reads it
-    assert calendar.blocks[0].lines[2] == b" uid\\,x@test"
+    assert calendar.blocks[0].text.split(b"\r\n")[2] == b" uid\\,x@test"
 
 
 def test_crlf_and_lf_bodies_split_and_hash_alike():
@@ -162,3 +165,27 @@ def test_the_stable_digest_ignores_only_volatile_lines() -> None:
     digest = blocks.stable_digest(base)
     assert blocks.stable_digest(restamped) == digest == blocks.stable_digest(reproduced)
     assert blocks.stable_digest(edited) != digest != blocks.stable_digest(sneaky)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    piece=st.integers(min_value=1, max_value=120),
+    end=st.sampled_from(["\r\n", "\n", "\r"]),
+    order=st.permutations([ZONE, EVENT, OTHER]),
+    trailer=st.sampled_from(["", "\r\n", "\r\n\r\n"]),
+)
+def test_a_body_split_a_piece_at_a_time_gives_what_one_piece_gives(
+    piece: int, end: str, order: list[list[str]], trailer: str
+) -> None:
+    """Lines are cut a piece at a time (a big feed's lines never exist as one list):
+    wherever a piece ends (inside a folded line, between CR and LF), the blocks, their
+    bytes and digests are those of the body split whole."""
+    data = body(*order, end=end) + trailer.encode()
+    whole = blocks.split(data)
+    saved = blocks._PIECE
+    blocks._PIECE = piece
+    try:
+        pieces = blocks.split(data)
+    finally:
+        blocks._PIECE = saved
+    assert whole is not None and pieces == whole

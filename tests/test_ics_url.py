@@ -94,3 +94,22 @@ async def test_a_slow_feed_times_out_as_unavailable(served):
     feed.delay, adapter.timeout = 1.0, 0.2
     with pytest.raises(Unavailable, match="no answer within"):
         await adapter.list(WINDOW)
+
+
+async def test_the_same_bytes_without_validators_reuse_the_body_and_listing_held(served):
+    """A feed that sends no ETag sends its whole body every time: when the bytes are the
+    ones held, the body held is reused (the new chunks are not joined into a second
+    copy) and so is the listing; new bytes replace both."""
+    feed, adapter = served
+    feed.etag = ""
+    first = await adapter.list(WINDOW)
+    held = adapter.cache.body
+    again = await adapter.list(WINDOW)
+    assert "If-None-Match" not in feed.asked[1]
+    assert adapter.cache.body is held and again is first
+    feed.body = calendar(Vevent("c", "Call C", day(3))).encode()
+    assert keys(await adapter.list(WINDOW)) == ["VEVENT:c:-"]
+    assert adapter.cache.body == feed.body
+    feed.body = b"   "
+    with pytest.raises(Malformed, match="empty body"):
+        await adapter.list(WINDOW)

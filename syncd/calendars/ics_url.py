@@ -9,6 +9,8 @@ feed's absence is confirmed by a second listing (`absence="relist"`): feeds glit
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -31,6 +33,7 @@ class FeedCache:
     etag: str = ""
     last_modified: str = ""
     body: bytes = b""
+    digest: bytes = b""  # SHA-256 of the body
 
 
 @dataclass
@@ -95,20 +98,29 @@ class IcsUrl(ReadOnly):
             return self.cache.body
         if response.status >= 400:
             raise_for_status(Response(response.status, dict(response.headers), None), where)
-        body = await self._capped_body(response, where)
+        chunks, digest = await self._capped_chunks(response, where)
+        if digest == self.cache.digest:
+            body = self.cache.body  # the same bytes again (no validators): not joined anew
+        else:
+            self.cache = FeedCache()  # the old body goes before the new one is joined
+            body = b"".join(chunks)
+        del chunks
         if not body.strip():
             raise Malformed(f"{where}: the feed answered with an empty body")
-        self.cache = FeedCache(
-            response.headers.get("ETag", ""), response.headers.get("Last-Modified", ""), body
-        )
+        etag, modified = response.headers.get("ETag", ""), response.headers.get("Last-Modified", "")
+        self.cache = FeedCache(etag, modified, body, digest)
         return body
 
-    async def _capped_body(self, response: aiohttp.ClientResponse, where: str) -> bytes:
+    async def _capped_chunks(
+        self, response: aiohttp.ClientResponse, where: str
+    ) -> tuple[Sequence[bytes], bytes]:
+        """The body's chunks and their SHA-256; `Malformed` past `max_bytes`."""
         chunks: list[bytes] = []
-        size = 0
+        size, digest = 0, hashlib.sha256()
         async for chunk in response.content.iter_chunked(CHUNK):
             size += len(chunk)
             if size > self.max_bytes:
                 raise Malformed(f"{where}: the feed is larger than {self.max_bytes} bytes")
             chunks.append(chunk)
-        return b"".join(chunks)
+            digest.update(chunk)
+        return chunks, digest.digest()
