@@ -11,7 +11,9 @@ bad one becomes a `Problem` and the rest of the calendar still syncs.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -230,13 +232,19 @@ def _email(address: Any) -> str:
     text = str(address).strip()
     if text[:7].lower() == "mailto:":
         text = text[7:]
-    return text.strip().lower()
+    return sys.intern(text.strip().lower())  # the rep's address is on every event
 
 
 def _person(address: Any) -> Person:
     params = getattr(address, "params", {})
     name = str(params.get("CN", ""))
-    return Person(_email(address), name, str(params.get("PARTSTAT", "")).upper())
+    return _shared_person(_email(address), name, str(params.get("PARTSTAT", "")).upper())
+
+
+@functools.lru_cache(maxsize=1024)
+def _shared_person(email: str, name: str, partstat: str) -> Person:
+    """One object for the attendee who is on many events (the rep, a team address)."""
+    return Person(email, name, partstat)
 
 
 def _attendees(component: Component) -> tuple[Person, ...]:

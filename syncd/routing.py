@@ -3,6 +3,7 @@ customer and the filter (DESIGN.md section 3, `rep` and `filter`). Pure function
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 
 from syncd.model import Event, Person
@@ -23,15 +24,16 @@ def owner_of(event: Event, rep: RepRule | None) -> str:
     """The rep's email by the route's rule; raise `NoOwner` when the rule finds nobody."""
     if rep is None:
         return ""
+    # Interned: the few reps' addresses are held once, not once per event.
     if rep.email:
-        return rep.email.lower()
+        return sys.intern(rep.email.lower())
     if rep.from_ == "organizer":
         if not event.organizer:
             raise NoOwner("no rep: the event has no ORGANIZER (rep rule: from organizer)")
-        return event.organizer.lower()
+        return sys.intern(event.organizer.lower())
     for person in event.attendees:
         if _domain(person.email) == (rep.domain or "").lower():
-            return person.email.lower()
+            return sys.intern(person.email.lower())
     raise NoOwner(f"no rep: no attendee at {rep.domain} (rep rule: from attendee)")
 
 

@@ -94,7 +94,8 @@ def time_text(moment: Moment) -> str:
 
 
 def _instant(moment: Moment) -> datetime:
-    return as_utc(moment).replace(microsecond=0)
+    moment = as_utc(moment)  # the same object when it is UTC already
+    return moment.replace(microsecond=0) if moment.microsecond else moment
 
 
 def _contact(email: str, name: str) -> Person | None:
@@ -104,11 +105,13 @@ def _contact(email: str, name: str) -> Person | None:
 def project(event: Event) -> Event:
     """The event as Sales Ask reads it back: start, end, title and contact only."""
     contact = event.contact
+    if contact is not None and (contact.partstat or not (contact.email or contact.name)):
+        contact = _contact(contact.email, contact.name)  # else the very same: no copy
     return Event(
         start=_instant(event.start),
         end=_instant(event.end),
         title=event.title,
-        contact=_contact(contact.email, contact.name) if contact else None,
+        contact=contact,
     )
 
 
