@@ -587,3 +587,25 @@ def test_last_modified_becomes_the_records_modification_time() -> None:
     )
     (record,) = read_calendar(body, calendar="cal", window=YEAR_2027).records
     assert record.modified == at(2027, 2, 15, 12)
+
+
+def test_the_rep_on_every_event_is_held_once_not_once_an_event() -> None:
+    """A big calendar has the rep (and often a team address) on every event: the
+    expansion shares one Person and one address string between them."""
+    events = "".join(
+        "BEGIN:VEVENT\r\n"
+        f"UID:e{n}\r\nDTSTART:2027031{n}T090000Z\r\nSUMMARY:Call {n}\r\n"
+        "ORGANIZER:mailto:Rep@Example.com\r\n"
+        "ATTENDEE;PARTSTAT=ACCEPTED:mailto:rep@example.com\r\n"
+        f"ATTENDEE;CN=Customer {n}:mailto:c{n}@client.test\r\n"
+        "END:VEVENT\r\n"
+        for n in range(3)
+    )
+    data = f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\n{events}END:VCALENDAR\r\n".encode()
+    records = read_calendar(data, calendar=CAL, window=MARCH_2027).records
+    reps = [record.event.attendees[0] for record in records]
+    assert reps[0] == Person("rep@example.com", "", "ACCEPTED")
+    assert all(rep is reps[0] for rep in reps)
+    assert all(record.event.organizer is reps[0].email for record in records)
+    customers = {record.event.attendees[1].email for record in records}
+    assert customers == {"c0@client.test", "c1@client.test", "c2@client.test"}
