@@ -350,7 +350,12 @@ def imported_key(calendar_id: str, vendor_key: str) -> str:
     """The occurrence key of an event syncd makes for a vendor-born record: stable, so a
     crash between the write and the state commit cannot make a second one."""
     digest = hashlib.sha256(f"{calendar_id}\0{vendor_key}".encode()).hexdigest()[:24]
-    return OccurrenceKey(calendar_id, f"syncd-{digest}").text
+    return OccurrenceKey(calendar_id, f"{IMPORTED_UID}{digest}").text
+
+
+IMPORTED_UID = "syncd-"
+IMPORTED_PREFIX = OccurrenceKey("", IMPORTED_UID).text.rpartition(":")[0]
+"""The start of every `imported_key` (`VEVENT:syncd-`)."""
 
 
 # --- series whose occurrences were re-keyed --------------------------------------------

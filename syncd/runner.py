@@ -35,6 +35,7 @@ from syncd.model import (
 from syncd.plan import (
     CANNOT_DELETE,
     DELETED_BY_SYNCD,
+    IMPORTED_PREFIX,
     Inputs,
     Item,
     Op,
@@ -229,7 +230,7 @@ class RouteRunner:
         self, window: Window, cal: Listing, ven: Listing, links: tuple[Link, ...]
     ) -> tuple[Inputs, tuple[Problem, ...]]:
         """The plan's inputs, and every item this run could not read or judge."""
-        cal_items, dropped, unsure, no_owner = self._calendar_items(cal, window)
+        cal_items, dropped, unsure, no_owner = self._calendar_items(cal, window, links)
         ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
         links = self._relinked(links, ven_items)
         ven_items, ven_absent, ven_unknown = await self._confirm_vendor(
@@ -289,16 +290,22 @@ class RouteRunner:
         )
 
     def _calendar_items(
-        self, listing: Listing, window: Window
+        self, listing: Listing, window: Window, links: Iterable[Link]
     ) -> tuple[dict[str, Item], set[str], frozenset[str], list[Problem]]:
         """Items that pass the route's rules, the keys the rules drop (they count as
         absent), the UIDs of events the rules cannot judge (their absence is unsure), and
-        a problem for each of those."""
+        a problem for each of those. Events outside the window that no link holds are
+        left out: no plan acts on them (a single event is listed wherever it lies, so a
+        linked one that moves far away is not taken for deleted), and in a big calendar
+        they are a third of the records, each a view to build and keep."""
         items: dict[str, Item] = {}
         dropped: set[str] = set()
         unsure: set[str] = set()
         problems: list[Problem] = []
+        linked = {link.cal_key for link in links}
         for record in listing.records:
+            if record.key not in linked and not _may_matter(record, window):
+                continue
             try:
                 item = self.calendar_item(record, window)
             except routing.NoOwner as exc:
@@ -631,6 +638,12 @@ def _problem_uid(problem: Problem) -> str:
     if problem.key.count(":") >= 2:
         return OccurrenceKey.parse("", problem.key).uid
     return problem.key
+
+
+def _may_matter(record: Record, window: Window) -> bool:
+    """Whether an unlinked calendar record can lead to an op: inside the window, or an
+    event syncd made for a vendor record (it pairs with that record wherever it lies)."""
+    return record.in_window(window) or record.key.startswith(IMPORTED_PREFIX)
 
 
 def _anchored(link: Link, window: Window) -> bool:

@@ -236,3 +236,32 @@ async def test_routes_sharing_a_calendar_do_not_settle_on_each_others_writes(tmp
     for vendor in vendors.values():
         titles = sorted(r.event.title for r in vendor.records().values())
         assert titles == ["Booked at A", "Booked at B"]
+
+
+async def test_unlinked_events_outside_the_window_cost_no_view_and_linked_ones_stay(tmp_path):
+    """A calendar lists single events wherever they lie (a linked one moved months away
+    must not read as deleted), but one that no link holds can lead to no op: it gets no
+    plan view (a third of a big calendar's records), while a linked one that moves far
+    out keeps its view and leaves the window without a delete."""
+    calendar_side = MemoryAdapter(windowed=False)
+    near, far = NOW + timedelta(days=1), NOW + timedelta(days=200)
+    calendar_side.put("VEVENT:near:-", Event(near, near + timedelta(hours=1), title="Near"))
+    calendar_side.put("VEVENT:far:-", Event(far, far + timedelta(hours=1), title="Far"))
+    vendor = MemoryAdapter()
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
+    )
+    runner = RouteRunner(
+        "r", route, "cal", calendar_side, vendor, State(tmp_path / "s.db"), clock=lambda: NOW
+    )
+    made = views_made(runner)
+    first = await runner.run()
+    assert first.counts["created"] == 1 and set(vendor.items) == {"cal:near"}
+    assert made == ["VEVENT:near:-"]
+
+    moved = NOW + timedelta(days=300)
+    calendar_side.put("VEVENT:near:-", Event(moved, moved + timedelta(hours=1), title="Near"))
+    report = await runner.run()
+    assert "VEVENT:near:-" in made[1:]  # linked: judged wherever it lies
+    assert "VEVENT:far:-" not in made
+    assert report.counts.get("deleted", 0) == 0 and set(vendor.items) == {"cal:near"}
