@@ -3,7 +3,8 @@
 Prints the first sync's wall time and writes per second, the time of a second sync
 with no change (and its write count, which must be 0), and each sync's peak RSS. The
 simulator runs in its own process (rate limit off) so the figures are syncd's alone;
-each `syncd sync` is a fresh process, measured with wait4().
+each `syncd sync` is a fresh process, measured with wait4() by a small launcher
+(`measured_run`).
 
     .venv/bin/python bench/first_sync.py [--events 10000] [--series 1000]
 """
@@ -11,6 +12,7 @@ each `syncd sync` is a fresh process, measured with wait4().
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -21,6 +23,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 WORK = Path(__file__).parent / ".work"
 API_KEY = "sim-key"
@@ -87,18 +90,58 @@ routes:
 """
 
 
+# Run a command from a small launcher and report the command's own figures. A child
+# forked straight from a big process inherits that process's peak RSS in its ru_maxrss:
+# on exec, Linux folds the old address space's high-water mark into the child's (the
+# parent's, after a vfork), so a command started by the bench holding a synced route
+# reported the bench's memory, not its own. The launcher is a bare interpreter (-S, a
+# few MiB), so the figure is the command's unless it stays below that.
+LAUNCHER = """
+import json, os, sys, time
+fd, argv = int(sys.argv[1]), sys.argv[2:]
+started = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+figures = [time.perf_counter() - started, usage.ru_utime + usage.ru_stime,
+           usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)]
+os.write(fd, json.dumps(figures).encode())
+"""
+
+
+def measured_run(
+    argv: list[str], sink: int | IO[bytes], stdin: str | None = None
+) -> tuple[float, float, float, int]:
+    """Run `argv` to its end: wall seconds, CPU seconds, peak RSS in MiB, exit status,
+    all of the command alone. Its output goes to `sink`; `stdin` is fed to it."""
+    read_end, write_end = os.pipe()
+    launcher = subprocess.Popen(
+        [sys.executable, "-S", "-c", LAUNCHER, str(write_end), *argv],
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=sink,
+        stderr=sink,
+        pass_fds=(write_end,),
+    )
+    os.close(write_end)
+    if stdin is not None and launcher.stdin is not None:
+        with contextlib.suppress(BrokenPipeError):
+            launcher.stdin.write(stdin.encode())
+            launcher.stdin.close()
+    with os.fdopen(read_end, "rb") as answer:
+        figures = answer.read()
+    launcher.wait()
+    wall, cpu, rss, code = json.loads(figures)
+    return float(wall), float(cpu), float(rss), int(code)
+
+
 def timed_sync(config_path: Path) -> tuple[float, float, float, int]:
     """Run `syncd sync` once: wall seconds, CPU seconds, peak RSS in MiB, exit status."""
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "-c", str(config_path), "sync"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _, status, usage = os.wait4(process.pid, 0)
-    wall = time.perf_counter() - started
-    cpu = usage.ru_utime + usage.ru_stime
-    return wall, cpu, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status)
+    argv = [sys.executable, "-m", "syncd", "-c", str(config_path), "sync"]
+    return measured_run(argv, subprocess.DEVNULL)
 
 
 def simulator_counts(base_url: str) -> tuple[int, int]:

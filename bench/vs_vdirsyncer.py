@@ -40,7 +40,15 @@ from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from first_sync import API_KEY, REP, config, free_port, generate, wait_for_port
+from first_sync import (
+    API_KEY,
+    REP,
+    config,
+    free_port,
+    generate,
+    measured_run,
+    wait_for_port,
+)
 
 from syncd import registry
 from syncd.config import load_config
@@ -141,26 +149,12 @@ class Figures:
 
 
 def wait4_run(argv: list[str], log: Path, stdin: str | None = None) -> Figures:
-    """Run `argv` as a fresh process; its figures from wait4(). Output goes to `log`."""
+    """Run `argv` as a fresh process; its own figures (`first_sync.measured_run`, which
+    keeps this process's memory out of them). Output goes to `log`."""
     with log.open("ab") as sink:
-        started = time.perf_counter()
-        process = subprocess.Popen(
-            argv,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=sink,
-            stderr=sink,
-        )
-        if stdin is not None and process.stdin is not None:
-            try:
-                process.stdin.write(stdin.encode())
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-        _, status, usage = os.wait4(process.pid, 0)
-        wall = time.perf_counter() - started
-    code = os.waitstatus_to_exitcode(status)
+        wall, cpu, rss, code = measured_run(argv, sink, stdin)
     note = "" if code == 0 else f"exit {code}, see {log.relative_to(HERE.parent)}"
-    return Figures(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, note)
+    return Figures(wall, cpu, rss, note)
 
 
 def reset_peak_rss() -> bool:
