@@ -149,15 +149,11 @@ class HttpClient:
     _limiter: SlidingWindow | None = field(init=False, default=None)
     _slots: asyncio.Semaphore = field(init=False)
     _proxy: str | None = field(init=False, default=None, repr=False)
-    _fixed: dict[str, Any] = field(init=False, repr=False)  # what every request sends
+    _fixed: dict[str, Any] = field(init=False, repr=False)  # headers, proxy: every request
 
     def __post_init__(self) -> None:
         self._proxy = env_proxy(self.base_url)
-        self._fixed = {
-            "headers": {"User-Agent": USER_AGENT, **self.headers},
-            "timeout": aiohttp.ClientTimeout(total=self.timeout),
-            "proxy": self._proxy,
-        }
+        self._fixed = {"headers": {"User-Agent": USER_AGENT, **self.headers}, "proxy": self._proxy}
         if self.budget is not None:
             self._limiter = SlidingWindow(self.budget)
         self._slots = asyncio.Semaphore(self.concurrency)
@@ -182,6 +178,7 @@ class HttpClient:
         the side's own for this request (WebDAV's Depth, If-Match); `data` is a raw body."""
         where = f"{self.label}: {method} {path}"
         outgoing = {**self._fixed, "params": params, "json": json_body, "data": data}
+        outgoing["timeout"] = aiohttp.ClientTimeout(total=self.timeout)  # may be changed
         if headers:
             outgoing["headers"] = {**self._fixed["headers"], **headers}
         async with self._slots:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
+import pytest
 from aiohttp import web
 
+from syncd.errors import Unavailable
 from syncd.http import (
     Budget,
     HttpClient,
@@ -163,3 +165,33 @@ async def test_bodies_are_read_in_their_declared_charset_else_as_utf8():
         await runner.cleanup()
     assert bodies == ["Müller", {"name": "Müller"}, "Müller", "M\ufffdller"]
     assert seen == [("k", "")] * 4 + [("k", "1")]
+
+
+async def test_a_timeout_shortened_after_the_client_was_made_is_honoured():
+    """Request options built once per side had frozen the timeout given at creation: a
+    client shortened afterwards (as the adapter contract tests do) waited the full 30 s
+    for a stalled answer, and got it, instead of giving up."""
+    release = asyncio.Event()
+
+    async def stalled(request: web.Request) -> web.Response:
+        await release.wait()
+        return web.json_response({"late": True})
+
+    app = web.Application()
+    app.router.add_get("/slow", stalled)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        async with new_session() as session:
+            client = HttpClient(session, f"http://127.0.0.1:{port}", "crm")
+            client.timeout = 0.2
+            loop = asyncio.get_running_loop()
+            loop.call_later(3.0, release.set)  # answered at last, if nobody gave up
+            with pytest.raises(Unavailable, match=r"no answer within 0\.2s"):
+                await client.request("GET", "/slow")
+    finally:
+        release.set()
+        await runner.cleanup()
