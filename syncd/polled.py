@@ -39,6 +39,7 @@ class Polled:
         self.clock = clock
         self._listing: Listing | None = None
         self._writes: dict[str, Record | None] = {}  # key -> written record (None: gone)
+        self._last: Listing | None = None  # the last listing answered, whatever became of it
         self._fetched = 0.0
         self.fetches = 0  # listings asked of the side itself: a new one is a second look
         self.written = 0  # writes folded into the kept listing, by every route sharing it
@@ -53,17 +54,25 @@ class Polled:
         async with self._turn:  # routes asking at once share one fetch
             current = self.kept()
             if current is None:
-                self._listing, self._writes = await self.inner.list(window), {}
+                last = self._folded() or self._last
+                fresh = _reused(await self.inner.list(window), last)
+                self._listing, self._writes = fresh, {}
                 self._fetched = self.clock()
                 self.fetches += 1
-                return self._listing
+                current = fresh
+            self._last = current
             return current
 
     def kept(self) -> Listing | None:
         """The listing `list` would answer now without asking the side, or None."""
         if self._listing is None or self.clock() - self._fetched >= self.every * FRESH:
             return None
-        if self._writes:  # folded in once per listing asked, not once per write
+        return self._folded()
+
+    def _folded(self) -> Listing | None:
+        """The kept listing with syncd's writes since folded in (once per listing asked,
+        not once per write), fresh or not."""
+        if self._listing is not None and self._writes:
             gone = self._writes.keys()
             kept = tuple(r for r in self._listing.records if r.key not in gone)
             written = tuple(r for r in self._writes.values() if r is not None)
@@ -74,6 +83,8 @@ class Polled:
         """Forget the listing (a resync); with `validators` also any the side keeps
         (ETags): a full resync."""
         self._listing = None
+        if validators:
+            self._last = None  # a full resync takes nothing from before
         forget = getattr(self.inner, "forget_validators", None)
         if validators and callable(forget):
             forget()
@@ -139,3 +150,25 @@ class Polled:
             self._writes[replaces] = None
         if record is not None:
             self._writes[record.key] = record
+
+
+def _reused(fresh: Listing, last: Listing | None) -> Listing:
+    """A new listing that holds the very record objects of the last one wherever they are
+    equal, so the views a runner keeps per record stay good; the last listing itself
+    when nothing at all differs, so a route settled on it stays quiet (a vendor polled
+    again, unchanged, costs a comparison instead of a plan over every record)."""
+    if last is None:
+        return fresh
+    before = {record.key: record for record in last.records}
+    records = tuple(_same(record, before.get(record.key)) for record in fresh.records)
+    unchanged = (
+        len(records) == len(last.records)
+        and {record.key for record in records} == before.keys()  # a repeat hides no loss
+        and all(record is before[record.key] for record in records)
+        and (fresh.problems, fresh.complete) == (last.problems, last.complete)
+    )
+    return last if unchanged else replace(fresh, records=records)
+
+
+def _same(record: Record, old: Record | None) -> Record:
+    return old if old is not None and old == record else record

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from syncd.errors import Unavailable
-from syncd.model import Event, Window
+from syncd.model import Event, Listing, Window
 from syncd.polled import Polled
 from syncd.simulators.memory import MemoryAdapter
 
@@ -73,3 +73,53 @@ async def test_a_failed_create_drops_the_kept_listing_so_the_next_run_lists_agai
     side.fail_writes = False
     await cached.list(WINDOW)
     assert side.listings == 2
+
+
+class Repeating(MemoryAdapter):
+    """A side whose next listing repeats its first record in place of its last (a paging
+    glitch), then lists normally again."""
+
+    glitch = False
+
+    async def list(self, window: Window) -> Listing:
+        listing = await super().list(window)
+        if not self.glitch:
+            return listing
+        self.glitch = False
+        records = listing.records
+        return replace(listing, records=(*records[:-1], records[0]))
+
+
+async def test_an_unchanged_side_listed_again_answers_the_very_listing_it_answered():
+    """Listed again after its poll, a side that changed nothing gives back the listing
+    (and record objects) it gave before, so a route settled on it stays quiet and the
+    views made of its records stay good; a change anywhere makes a new listing that
+    still holds the unchanged record objects."""
+    side, cached, clock = polled()
+    side.put("b", EVENT)
+    first = await cached.list(WINDOW)
+    clock.now = 600
+    assert await cached.list(WINDOW) is first and side.listings == 2
+    side.put("b", replace(EVENT, title="Moved"))
+    clock.now = 1200
+    changed = await cached.list(WINDOW)
+    old, new = ({r.key: r for r in listing.records} for listing in (first, changed))
+    assert changed is not first and new["a"] is old["a"] and new["b"].event.title == "Moved"
+    cached.expire(validators=True)  # a full resync takes nothing from before
+    again = await cached.list(WINDOW)
+    assert again is not changed and {r.key: r for r in again.records}["a"] is not new["a"]
+
+
+async def test_a_relisting_that_repeats_one_record_in_place_of_another_is_not_the_same():
+    """The same number of records, each equal to one held before, yet one record is gone
+    and another listed twice: it must read as a change, not as the listing before."""
+    side = Repeating()
+    side.put("a", EVENT)
+    side.put("b", replace(EVENT, title="Other"))
+    clock = Clock()
+    cached = Polled(side, timedelta(minutes=10), clock)
+    first = await cached.list(WINDOW)
+    side.glitch, clock.now = True, 600
+    glitched = await cached.list(WINDOW)
+    assert glitched is not first
+    assert sorted(r.key for r in glitched.records) == ["a", "a"]

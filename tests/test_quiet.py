@@ -265,3 +265,30 @@ async def test_unlinked_events_outside_the_window_cost_no_view_and_linked_ones_s
     assert "VEVENT:near:-" in made[1:]  # linked: judged wherever it lies
     assert "VEVENT:far:-" not in made
     assert report.counts.get("deleted", 0) == 0 and set(vendor.items) == {"cal:near"}
+
+
+async def test_sides_listed_again_unchanged_keep_a_settled_route_quiet(tmp_path):
+    """Each poll of an unchanged vendor used to hand the runner new record objects: a
+    plan over every record (1.3 s a poll for 10,000 in the daemon) to find nothing."""
+    clock = [0.0]
+    calendar_side = MemoryAdapter(windowed=False)
+    for n in range(3):
+        start = NOW + timedelta(days=1, hours=n)
+        calendar_side.put(f"VEVENT:e{n}:-", Event(start, start + timedelta(hours=1), title="E"))
+    vendor = MemoryAdapter()
+    sides = (
+        Polled(calendar_side, timedelta(minutes=1), clock=lambda: clock[0]),
+        Polled(vendor, timedelta(minutes=10), clock=lambda: clock[0]),
+    )
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
+    )
+    runner = RouteRunner("r", route, "cal", *sides, State(tmp_path / "s.db"), clock=lambda: NOW)
+    await runner.run()
+    clock[0] += 600  # both sides listed afresh: nothing changed on either
+    await runner.run()
+    assert (runner.plans, vendor.listings, calendar_side.listings) == (1, 2, 2)
+    vendor.put("cal:e1", replace(vendor.items["cal:e1"][1], title="Edited at the vendor"))
+    clock[0] += 600
+    report = await runner.run()
+    assert runner.plans == 2 and report.counts["updated"] == 1  # the calendar wins it back
