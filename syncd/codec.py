@@ -8,6 +8,7 @@ the state store holds the text.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from syncd.model import (
     as_utc,
     moment_text,
     parse_moment,
+    shared_person,
 )
 
 
@@ -90,8 +92,8 @@ def _read_event(data: list[Any]) -> Event:
         description,
         location,
         status,
-        organizer,
-        tuple(Person(*p) for p in people),
+        sys.intern(organizer),
+        tuple(shared_person(*p) for p in people),
         owner,
         Person(*contact) if contact else None,
         private,

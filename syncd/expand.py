@@ -11,7 +11,6 @@ bad one becomes a `Problem` and the rest of the calendar still syncs.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import itertools
 import sys
 from collections.abc import Iterator, Sequence
@@ -36,6 +35,7 @@ from syncd.model import (
     Problem,
     Record,
     Window,
+    shared_person,
 )
 
 # The library compares floating and DATE values with the window's UTC wall clock; a
@@ -238,13 +238,7 @@ def _email(address: Any) -> str:
 def _person(address: Any) -> Person:
     params = getattr(address, "params", {})
     name = str(params.get("CN", ""))
-    return _shared_person(_email(address), name, str(params.get("PARTSTAT", "")).upper())
-
-
-@functools.lru_cache(maxsize=1024)
-def _shared_person(email: str, name: str, partstat: str) -> Person:
-    """One object for the attendee who is on many events (the rep, a team address)."""
-    return Person(email, name, partstat)
+    return shared_person(_email(address), name, str(params.get("PARTSTAT", "")).upper())
 
 
 def _attendees(component: Component) -> tuple[Person, ...]:

@@ -7,9 +7,11 @@ package. Every other layer speaks in these types.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -48,6 +50,13 @@ class Person:
     email: str
     name: str = ""
     partstat: str = ""  # RFC 5545 PARTSTAT (ACCEPTED, DECLINED, ...); "" when unknown
+
+
+@functools.lru_cache(maxsize=1024)
+def shared_person(email: str, name: str = "", partstat: str = "") -> Person:
+    """One object for an attendee who is on many events (the rep, a team address), its
+    address interned: a big calendar holds them once, not once an event."""
+    return Person(sys.intern(email), name, partstat)
 
 
 @dataclass(frozen=True, slots=True)

@@ -97,6 +97,19 @@ def test_records_survive_the_codec_unchanged() -> None:
     assert records == expansion.records and problems == expansion.problems
 
 
+def test_kept_records_read_back_share_the_rep_as_a_fresh_parse_does() -> None:
+    """A restarted process reads a calendar's records from the state: the rep on every
+    event is one Person and one address there too, not one an event."""
+    rep = ["ORGANIZER:mailto:rep@example.com", "ATTENDEE;PARTSTAT=ACCEPTED:mailto:rep@example.com"]
+    body = calendar(*(Vevent(f"r{n}", "Call", day(1 + n), extra=rep) for n in range(3))).encode()
+    expansion = read_calendar(body, calendar="cal", window=WINDOW)
+    records, _ = loads(dumps(expansion.records, expansion.problems))
+    assert records == expansion.records
+    reps = [record.event.attendees[0] for record in records]
+    assert all(person is reps[0] for person in reps)
+    assert all(record.event.organizer is reps[0].email for record in records)
+
+
 # --- regressions found by review -------------------------------------------------------
 
 A_AND_B = calendar(Vevent("a", "Call", day(1)), Vevent("b", "Visit", day(2))).encode()
