@@ -47,6 +47,8 @@ class Block:
     key: str  # the UID of a VEVENT (unescaped, as the parser reads it), a VTIMEZONE's TZID
     tzids: frozenset[str]  # the TZID= parameters of its lines
     digest: str  # SHA-256 of its unfolded lines without the VOLATILE ones
+    nests_events: bool = False  # a VEVENT inside it (an X- wrapper, a VTODO): the parser
+    # finds those too (it walks every VEVENT), so such a body is only parsed whole
 
 
 @dataclass(frozen=True)
@@ -163,11 +165,12 @@ def _block(name: str, entries: list[tuple[bytes, list[bytes], str]]) -> Block:
     one pass: its key, the TZIDs it uses, and the digest of its non-volatile lines."""
     wanted = "UID" if name == "VEVENT" else "TZID" if name == "VTIMEZONE" else ""
     wanted_head = wanted.encode()
-    key, depth = "", 0
+    key, depth, nests = "", 0, False
     tzids: set[str] = set()
     hashed: list[bytes] = []
     for unfolded, _, marker in entries:
         if marker:
+            nests = nests or (depth > 0 and marker == "BEGIN" and _marker(unfolded)[1] == "VEVENT")
             depth += 1 if marker == "BEGIN" else -1
             hashed.append(unfolded)
             continue
@@ -189,6 +192,7 @@ def _block(name: str, entries: list[tuple[bytes, list[bytes], str]]) -> Block:
         key=key,
         tzids=frozenset(tzids) if tzids else _NONE,
         digest=hashlib.sha256(b"\n".join(hashed)).hexdigest(),
+        nests_events=nests,
     )
 
 
@@ -297,9 +301,12 @@ def _combine(parts: list[str]) -> str:
 def groups(calendar: VCalendar) -> dict[str, Group] | None:
     """The VEVENT blocks grouped by UID with their effective digests.
 
-    None when a VEVENT has no usable UID: the parser gives it a synthetic one from its
-    content, which no raw-text group can match, so such a body is parsed whole.
+    None when a VEVENT has no usable UID (the parser gives it a synthetic one from its
+    content, which no raw-text group can match) or a component holds a VEVENT inside
+    it: such a body is parsed whole.
     """
+    if any(block.nests_events for block in calendar.blocks):
+        return None
     members: dict[str, list[int]] = {}
     for index, block in enumerate(calendar.blocks):
         if block.name != "VEVENT":

@@ -282,3 +282,24 @@ async def test_a_first_parse_past_the_per_calendar_cap_is_cut_as_a_whole_parse_c
     listing = await Expansions("cal", limits=limits).listing("feed", _body(_events()), WINDOW)
     assert len(listing.records) == 10
     assert (listing.records, listing.problems) == await _whole(_body(_events()), limits)
+
+
+@pytest.mark.parametrize("wrapper", ["X-WRAP", "VTODO"])
+async def test_a_vevent_inside_another_component_is_listed_as_a_whole_parse_lists_it(
+    monkeypatch: pytest.MonkeyPatch, wrapper: str
+) -> None:
+    """The parser finds every VEVENT, nested ones too; chunks and changed groups carried
+    only top-level VEVENTs, so an event inside an X- wrapper or a VTODO vanished from a
+    first parse (and its vendor record was deleted as "deleted in the calendar"). A body
+    with such an event is now parsed whole, first time and after a change."""
+    monkeypatch.setattr(reuse, "CHUNK", 5)
+    inner = Vevent("inner", "Inside", day(3)).text()
+    nested = f"BEGIN:{wrapper}\r\nUID:w\r\n{inner}\r\nEND:{wrapper}"
+    expansions = Expansions("cal")
+    data = _body([*_events(), nested])
+    listing = await expansions.listing("feed", data, WINDOW)
+    assert "VEVENT:inner:-" in {record.key for record in listing.records}
+    assert (listing.records, listing.problems) == await _whole(data)
+    later = _body([*_events()[1:], nested])  # a change elsewhere: the partial path
+    listing = await expansions.listing("feed", later, WINDOW)
+    assert (listing.records, listing.problems) == await _whole(later)
