@@ -82,9 +82,7 @@ class Polled:
     def expire(self, validators: bool = True) -> None:
         """Forget the listing (a resync); with `validators` also any the side keeps
         (ETags): a full resync."""
-        self._listing = None
-        if validators:
-            self._last = None  # a full resync takes nothing from before
+        self._listing, self._last = None, None  # a resync plans again, whatever it finds
         forget = getattr(self.inner, "forget_validators", None)
         if validators and callable(forget):
             forget()

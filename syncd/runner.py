@@ -87,6 +87,7 @@ class RouteRunner:
     vendor_kind: str = ""  # recorded with the route's options after each run
     plans: int = field(default=0, init=False)  # how many times this runner planned
     _quiet: tuple[Listing, Listing, int, float] | None = field(default=None, init=False, repr=False)
+    _waiting: bool = field(default=False, init=False, repr=False)  # see `_inputs`
     _views: Views = field(default_factory=lambda: Views(), init=False, repr=False)
     _last_window: Window = field(init=False, repr=False)
     _raced: frozenset[str] = field(default=frozenset(), init=False, repr=False)
@@ -179,7 +180,7 @@ class RouteRunner:
         writes in them: the one a written side keeps now (planning them again finds
         nothing to do: the state recorded what each write read back). A first sync is
         then followed by a quiet 304, not by a plan against every link."""
-        if held or report.outcome != "ok":
+        if held or report.outcome != "ok" or self._waiting:
             return None
         if any(report.counts.get(name) for name in _UNSETTLED):
             return None
@@ -230,12 +231,16 @@ class RouteRunner:
         self, window: Window, cal: Listing, ven: Listing, links: tuple[Link, ...]
     ) -> tuple[Inputs, tuple[Problem, ...]]:
         """The plan's inputs, and every item this run could not read or judge."""
-        cal_items, dropped, unsure, no_owner = self._calendar_items(cal, window, links)
+        listed = {r.key for r in ven.records} | {r.marker for r in ven.records if r.marker}
+        cal_items, dropped, unsure, no_owner = self._calendar_items(cal, window, links, listed)
         ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
         links = self._relinked(links, ven_items)
         ven_items, ven_absent, ven_unknown = await self._confirm_vendor(
             window, ven_items, links, cal_items, ven.complete
         )
+        # An absence awaiting its confirmation (a second listing, a get that failed) is
+        # decided by a later look at the side, even one that finds the same listing.
+        self._waiting = bool(ven_unknown) or any(link.missing for link in links)
         cal_items = self._partners_by_marker(cal_items, ven_items, links)
         quarantined = unsure | {_problem_uid(p) for p in cal.problems}
         cal_absent = dropped  # an incomplete listing's gaps prove nothing
@@ -290,21 +295,23 @@ class RouteRunner:
         )
 
     def _calendar_items(
-        self, listing: Listing, window: Window, links: Iterable[Link]
+        self, listing: Listing, window: Window, links: Iterable[Link], listed: set[str]
     ) -> tuple[dict[str, Item], set[str], frozenset[str], list[Problem]]:
         """Items that pass the route's rules, the keys the rules drop (they count as
         absent), the UIDs of events the rules cannot judge (their absence is unsure), and
-        a problem for each of those. Events outside the window that no link holds are
+        a problem for each of those. Events outside the window that no link holds and
+        whose vendor record (`listed`: the vendor's keys and markers) is not listed are
         left out: no plan acts on them (a single event is listed wherever it lies, so a
         linked one that moves far away is not taken for deleted), and in a big calendar
-        they are a third of the records, each a view to build and keep."""
+        they are a third of the records, each a view to build and keep. One whose record
+        the vendor lists still partners it (it is no orphan to re-key)."""
         items: dict[str, Item] = {}
         dropped: set[str] = set()
         unsure: set[str] = set()
         problems: list[Problem] = []
         linked = {link.cal_key for link in links}
         for record in listing.records:
-            if record.key not in linked and not _may_matter(record, window):
+            if record.key not in linked and not self._may_matter(record, window, listed):
                 continue
             try:
                 item = self.calendar_item(record, window)
@@ -317,6 +324,14 @@ class RouteRunner:
             else:
                 items[record.key] = item
         return items, dropped, frozenset(unsure), problems
+
+    def _may_matter(self, record: Record, window: Window, listed: set[str]) -> bool:
+        """Whether an unlinked calendar record can bear on the plan: inside the window, an
+        event syncd made for a vendor record (it pairs with that record wherever it
+        lies), or one whose vendor record is listed."""
+        if record.in_window(window) or record.key.startswith(IMPORTED_PREFIX):
+            return True
+        return vendor_key(OccurrenceKey.parse(self.calendar_id, record.key)) in listed
 
     def _unlinked_markers(
         self, ven_items: dict[str, Item], links: Iterable[Link]
@@ -638,12 +653,6 @@ def _problem_uid(problem: Problem) -> str:
     if problem.key.count(":") >= 2:
         return OccurrenceKey.parse("", problem.key).uid
     return problem.key
-
-
-def _may_matter(record: Record, window: Window) -> bool:
-    """Whether an unlinked calendar record can lead to an op: inside the window, or an
-    event syncd made for a vendor record (it pairs with that record wherever it lies)."""
-    return record.in_window(window) or record.key.startswith(IMPORTED_PREFIX)
 
 
 def _anchored(link: Link, window: Window) -> bool:

@@ -292,3 +292,59 @@ async def test_sides_listed_again_unchanged_keep_a_settled_route_quiet(tmp_path)
     clock[0] += 600
     report = await runner.run()
     assert runner.plans == 2 and report.counts["updated"] == 1  # the calendar wins it back
+
+
+async def test_an_absence_awaiting_a_second_listing_is_confirmed_though_the_listing_is_the_same(
+    tmp_path,
+):
+    """A vendor that confirms an absence by a second listing (Salesloft), polled every ten
+    minutes, a route every five: the run after the one that marked the record missing
+    settled on the kept listing, and the next fetch, finding the same records, handed
+    back the same listing, so the route stayed quiet and the absence was never
+    confirmed (found by review). A route waiting on a confirmation does not settle."""
+    clock = [0.0]
+    calendar_side = MemoryAdapter(windowed=False)
+    start = NOW + timedelta(days=1)
+    calendar_side.put("VEVENT:e0:-", Event(start, start + timedelta(hours=1), title="E0"))
+    vendor = MemoryAdapter(Caps(absence="relist"))
+    sides = (
+        Polled(calendar_side, timedelta(minutes=5), clock=lambda: clock[0]),
+        Polled(vendor, timedelta(minutes=10), clock=lambda: clock[0]),
+    )
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
+    )
+    runner = RouteRunner("r", route, "cal", *sides, State(tmp_path / "s.db"), clock=lambda: NOW)
+    await runner.run()
+    vendor.remove("cal:e0")  # deleted at the vendor by somebody
+    cases: list[str] = []
+    for _ in range(8):  # forty minutes of route runs
+        clock[0] += 300
+        cases += [op.case for op in (await runner.run()).ops]
+    assert cases == ["vendor_missing_unconfirmed", "vendor_deleted_recreated"]
+    assert "cal:e0" in vendor.items
+
+
+async def test_an_event_outside_the_window_whose_vendor_record_is_listed_still_partners_it(
+    tmp_path,
+):
+    """After a reset (no links), an event moved far away while its vendor record still
+    lies in the window: the event keeps its view, so the record is its partner and no
+    orphan for the series re-keying to take (found by review)."""
+    calendar_side = MemoryAdapter(windowed=False)
+    near = NOW + timedelta(days=1)
+    calendar_side.put("VEVENT:e0:-", Event(near, near + timedelta(hours=1), title="E0"))
+    vendor = MemoryAdapter()
+    route = RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
+    )
+    state = State(tmp_path / "s.db")
+    runner = RouteRunner("r", route, "cal", calendar_side, vendor, state, clock=lambda: NOW)
+    await runner.run()
+    state.reset("r")
+    far = NOW + timedelta(days=300)
+    calendar_side.put("VEVENT:e0:-", Event(far, far + timedelta(hours=1), title="E0"))
+    made = views_made(runner)
+    report = await runner.run()
+    assert made == ["VEVENT:e0:-"] and report.ops == ()
+    assert set(vendor.items) == {"cal:e0"}
