@@ -407,10 +407,14 @@ class State:
         re-keyed link keeps when it was first linked and how."""
         now, rows = utc_now(), list(rows)
         with self.db.atomic():
+            pending: list[dict[str, Any]] = []  # written in order, a re-key where it falls
             for row, replaces in rows:
                 if replaces and replaces != row.link.cal_key:
+                    self.db.conn.executemany(_UPSERT_LINK, pending)
+                    pending = []
                     self._rekey_link(route, replaces, row.link.cal_key)
-            self.db.conn.executemany(_UPSERT_LINK, (_link_values(route, r, now) for r, _ in rows))
+                pending.append(_link_values(route, row, now))
+            self.db.conn.executemany(_UPSERT_LINK, pending)
             self._clear_stale(route, [row.link for row, _ in rows])
 
     def _rekey_link(self, route: str, old_key: str, new_key: str) -> None:

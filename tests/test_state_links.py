@@ -79,3 +79,14 @@ def test_links_of_one_batch_are_all_written_or_none(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
         state.record_links(ROUTE, clash)
     assert _stored(state) == {}
+
+
+def test_a_batch_is_written_in_its_order_a_rekey_where_it_falls(tmp_path: Path) -> None:
+    """A link written at one key and, later in the same batch, re-keyed to another ends
+    at the new key (all re-keys first had failed the whole batch on the vendor key)."""
+    state = State(tmp_path / "state.db")
+    state.record_links(ROUTE, [(_row("y", "vy", origin="imported"), "")])
+    batch = [(_row("y", "vy", origin=""), "y"), (_row("x", "vy", origin=""), "y")]
+    state.record_links(ROUTE, batch)
+    stored = _stored(state)
+    assert set(stored) == {"x"} and stored["x"]["origin"] == "imported"
