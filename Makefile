@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/vendor_rates.py
 	$(BIN)/python bench/vendor_first_sync.py
 	$(BIN)/python bench/vs_vdirsyncer.py
+	$(BIN)/python bench/daemon_rss.py
 
 clean:
 	rm -rf $(VENV) syncd-demo bench/.work
