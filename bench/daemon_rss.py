@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from first_sync import API_KEY, REP, free_port, wait_for_port
+from first_sync import config, free_port, wait_for_port
 from vs_vdirsyncer import WORK, set_mode, sim_writes, start_simulator
 
 CASES = (
@@ -39,20 +39,8 @@ def mib(pid: int, field: str) -> float:
 
 
 def daemon_config(feed: str, simulator: str) -> str:
-    return f"""\
-state: state.db
-calendars:
-  bench: {{kind: ics_url, url: "{feed}/feed.ics", poll: 3s, limits: {{per_series: 100000}}}}
-vendors:
-  salesask: {{kind: salesask, base_url: "{simulator}", api_key: {API_KEY}, rate_limit: off,
-              concurrency: 8, poll: 3s}}
-routes:
-  bench:
-    calendar: bench
-    vendor: salesask
-    rep: {{email: {REP}}}
-    window: {{past: 1d, future: 60d}}
-"""
+    """The bench's config with both sides polled every 3 s."""
+    return config(simulator, f'kind: ics_url, url: "{feed}/feed.ics", poll: 3s', ", poll: 3s")
 
 
 def measure(daemon: subprocess.Popen[bytes], feed: str, simulator: str) -> None:

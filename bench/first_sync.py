@@ -72,15 +72,18 @@ def wait_for_port(port: int, seconds: float = 20.0) -> None:
     raise SystemExit(f"the simulator did not listen on port {port}")
 
 
-def config(base_url: str, source: str = "kind: ics_file, path: calendar.ics") -> str:
-    """The bench's config: the calendar `source` synced into the Sales Ask simulator."""
+def config(
+    base_url: str, source: str = "kind: ics_file, path: calendar.ics", vendor: str = ""
+) -> str:
+    """The bench's config: the calendar `source` synced into the Sales Ask simulator
+    (`vendor`: more of its options, as flow-mapping entries)."""
     return f"""\
 state: state.db
 calendars:
   bench: {{{source}, limits: {{per_series: 100000}}}}
 vendors:
   salesask: {{kind: salesask, base_url: "{base_url}", api_key: {API_KEY}, rate_limit: off,
-              concurrency: 8}}
+              concurrency: 8{vendor}}}
 routes:
   bench:
     calendar: bench

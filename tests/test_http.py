@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +20,24 @@ from syncd.http import (
     parse_retry_after,
     vendor_message,
 )
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@contextlib.asynccontextmanager
+async def _serving(handler: Handler) -> AsyncIterator[str]:
+    """`handler` answering every GET (and any method) on a loopback port: its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
 
 
 async def test_the_budget_counts_a_call_until_one_window_after_its_answer():
@@ -112,21 +132,11 @@ async def test_a_proxy_named_by_the_environment_carries_the_requests(monkeypatch
         seen.append(str(request.url))
         return web.json_response({"ok": True})
 
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", forward)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("NO_PROXY", "localhost")
-    try:
-        async with new_session() as session:
-            client = HttpClient(session, "http://crm.example.test/v1", "crm")
-            answer = await client.request("GET", "/tasks")
-    finally:
-        await runner.cleanup()
+    async with _serving(forward) as proxy, new_session() as session:
+        monkeypatch.setenv("HTTP_PROXY", proxy)
+        monkeypatch.setenv("NO_PROXY", "localhost")
+        client = HttpClient(session, "http://crm.example.test/v1", "crm")
+        answer = await client.request("GET", "/tasks")
     assert answer.body == {"ok": True}
     assert seen == ["http://crm.example.test/v1/tasks"]
     assert env_proxy("http://localhost:8080/x") is None  # NO_PROXY is honoured
@@ -149,20 +159,10 @@ async def test_bodies_are_read_in_their_declared_charset_else_as_utf8():
         content_type, body = answers[request.path]
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    app = web.Application()
-    app.router.add_get("/{tail:.*}", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with new_session() as session:
-            client = HttpClient(session, f"http://127.0.0.1:{port}", "crm", {"X-Key": "k"})
-            bodies = [(await client.request("GET", path)).body for path in answers]
-            await client.request("GET", "/json", headers={"Depth": "1"})
-    finally:
-        await runner.cleanup()
+    async with _serving(answer) as base_url, new_session() as session:
+        client = HttpClient(session, base_url, "crm", {"X-Key": "k"})
+        bodies = [(await client.request("GET", path)).body for path in answers]
+        await client.request("GET", "/json", headers={"Depth": "1"})
     assert bodies == ["Müller", {"name": "Müller"}, "Müller", "M\ufffdller"]
     assert seen == [("k", "")] * 4 + [("k", "1")]
 
@@ -177,21 +177,12 @@ async def test_a_timeout_shortened_after_the_client_was_made_is_honoured():
         await release.wait()
         return web.json_response({"late": True})
 
-    app = web.Application()
-    app.router.add_get("/slow", stalled)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        async with new_session() as session:
-            client = HttpClient(session, f"http://127.0.0.1:{port}", "crm")
-            client.timeout = 0.2
-            loop = asyncio.get_running_loop()
-            loop.call_later(3.0, release.set)  # answered at last, if nobody gave up
+    async with _serving(stalled) as base_url, new_session() as session:
+        client = HttpClient(session, base_url, "crm")
+        client.timeout = 0.2
+        asyncio.get_running_loop().call_later(3.0, release.set)  # answered at last
+        try:
             with pytest.raises(Unavailable, match=r"no answer within 0\.2s"):
                 await client.request("GET", "/slow")
-    finally:
-        release.set()
-        await runner.cleanup()
+        finally:
+            release.set()

@@ -19,6 +19,7 @@ from syncd.state import State
 from tests.builders import Vevent, calendar, day, write
 
 NOW = datetime(2027, 3, 1, tzinfo=UTC)
+REP = "rep@example.com"
 
 
 def route_runner(tmp_path: Path) -> tuple[RouteRunner, MemoryAdapter, Polled]:
@@ -35,6 +36,35 @@ def route_runner(tmp_path: Path) -> tuple[RouteRunner, MemoryAdapter, Polled]:
         "r", route, "cal", kept_calendar, vendor, State(tmp_path / "s.db"), clock=lambda: NOW
     )
     return runner, calendar, kept_calendar
+
+
+class PolledRoute:
+    """A route over a memory calendar of `events` events and `vendor`, both sides kept
+    as the daemon keeps them, on a clock the test moves (`clock`, in seconds)."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        vendor: MemoryAdapter,
+        calendar_poll: timedelta,
+        events: int = 1,
+        direction: str = "to_vendor",
+    ) -> None:
+        self.clock = 0.0
+        self.calendar = MemoryAdapter(windowed=False)
+        for n in range(events):
+            start = NOW + timedelta(days=1, hours=n)
+            self.calendar.put(f"VEVENT:e{n}:-", Event(start, start + timedelta(hours=1), title="E"))
+        self.vendor = vendor
+        sides = (
+            Polled(self.calendar, calendar_poll, clock=lambda: self.clock),
+            Polled(vendor, timedelta(minutes=10), clock=lambda: self.clock),
+        )
+        route = RouteConfig.model_validate(
+            {"calendar": "cal", "vendor": "v", "direction": direction, "rep": {"email": REP}}
+        )
+        state = State(tmp_path / "s.db")
+        self.runner = RouteRunner("r", route, "cal", *sides, state, clock=lambda: NOW)
 
 
 async def test_an_unchanged_route_skips_planning_until_something_changes(tmp_path):
@@ -169,28 +199,18 @@ async def test_views_outlive_quiet_runs(tmp_path):
 async def test_one_glitchy_listing_is_not_two_when_the_daemon_kept_it(tmp_path):
     """A vendor whose absence needs a second listing (Salesloft) was "listed again" from
     the daemon's kept listing while its poll was fresh: one glitch deleted the event."""
-    clock = [0.0]
-    calendar = MemoryAdapter(windowed=False)
-    start = NOW + timedelta(days=1)
-    calendar.put("VEVENT:e0:-", Event(start, start + timedelta(hours=1), title="E0"))
-    vendor = MemoryAdapter(Caps(absence="relist"))
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "direction": "both", "rep": {"email": "rep@example.com"}}
-    )
-    sides = (
-        Polled(calendar, timedelta(minutes=1), clock=lambda: clock[0]),
-        Polled(vendor, timedelta(minutes=10), clock=lambda: clock[0]),
-    )
-    runner = RouteRunner("r", route, "cal", *sides, State(tmp_path / "s.db"), clock=lambda: NOW)
+    relisting = MemoryAdapter(Caps(absence="relist"))
+    route = PolledRoute(tmp_path, relisting, timedelta(minutes=1), direction="both")
+    runner, calendar, vendor = route.runner, route.calendar, route.vendor
     await runner.run()
     held = vendor.items.pop("cal:e0")  # the vendor's listing glitches once
-    clock[0] += 600  # both sides are listed afresh
+    route.clock += 600  # both sides are listed afresh
     await runner.run()  # marked missing
     vendor.items["cal:e0"] = held  # the glitch is over
-    clock[0] += 60  # the calendar polls again; the vendor's kept listing is still fresh
+    route.clock += 60  # the calendar polls again; the vendor's kept listing is still fresh
     await runner.run()
     assert "VEVENT:e0:-" in calendar.items  # not deleted on one listing
-    clock[0] += 600  # a real second look at the vendor finds the record again
+    route.clock += 600  # a real second look at the vendor finds the record again
     await runner.run()
     assert "VEVENT:e0:-" in calendar.items and not runner.state.links("r")[0].missing
 
@@ -270,26 +290,14 @@ async def test_unlinked_events_outside_the_window_cost_no_view_and_linked_ones_s
 async def test_sides_listed_again_unchanged_keep_a_settled_route_quiet(tmp_path):
     """Each poll of an unchanged vendor used to hand the runner new record objects: a
     plan over every record (1.3 s a poll for 10,000 in the daemon) to find nothing."""
-    clock = [0.0]
-    calendar_side = MemoryAdapter(windowed=False)
-    for n in range(3):
-        start = NOW + timedelta(days=1, hours=n)
-        calendar_side.put(f"VEVENT:e{n}:-", Event(start, start + timedelta(hours=1), title="E"))
-    vendor = MemoryAdapter()
-    sides = (
-        Polled(calendar_side, timedelta(minutes=1), clock=lambda: clock[0]),
-        Polled(vendor, timedelta(minutes=10), clock=lambda: clock[0]),
-    )
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
-    runner = RouteRunner("r", route, "cal", *sides, State(tmp_path / "s.db"), clock=lambda: NOW)
+    route = PolledRoute(tmp_path, MemoryAdapter(), timedelta(minutes=1), events=3)
+    runner, calendar_side, vendor = route.runner, route.calendar, route.vendor
     await runner.run()
-    clock[0] += 600  # both sides listed afresh: nothing changed on either
+    route.clock += 600  # both sides listed afresh: nothing changed on either
     await runner.run()
     assert (runner.plans, vendor.listings, calendar_side.listings) == (1, 2, 2)
     vendor.put("cal:e1", replace(vendor.items["cal:e1"][1], title="Edited at the vendor"))
-    clock[0] += 600
+    route.clock += 600
     report = await runner.run()
     assert runner.plans == 2 and report.counts["updated"] == 1  # the calendar wins it back
 
@@ -302,24 +310,13 @@ async def test_an_absence_awaiting_a_second_listing_is_confirmed_though_the_list
     settled on the kept listing, and the next fetch, finding the same records, handed
     back the same listing, so the route stayed quiet and the absence was never
     confirmed (found by review). A route waiting on a confirmation does not settle."""
-    clock = [0.0]
-    calendar_side = MemoryAdapter(windowed=False)
-    start = NOW + timedelta(days=1)
-    calendar_side.put("VEVENT:e0:-", Event(start, start + timedelta(hours=1), title="E0"))
-    vendor = MemoryAdapter(Caps(absence="relist"))
-    sides = (
-        Polled(calendar_side, timedelta(minutes=5), clock=lambda: clock[0]),
-        Polled(vendor, timedelta(minutes=10), clock=lambda: clock[0]),
-    )
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
-    runner = RouteRunner("r", route, "cal", *sides, State(tmp_path / "s.db"), clock=lambda: NOW)
+    route = PolledRoute(tmp_path, MemoryAdapter(Caps(absence="relist")), timedelta(minutes=5))
+    runner, vendor = route.runner, route.vendor
     await runner.run()
     vendor.remove("cal:e0")  # deleted at the vendor by somebody
     cases: list[str] = []
     for _ in range(8):  # forty minutes of route runs
-        clock[0] += 300
+        route.clock += 300
         cases += [op.case for op in (await runner.run()).ops]
     assert cases == ["vendor_missing_unconfirmed", "vendor_deleted_recreated"]
     assert "cal:e0" in vendor.items
