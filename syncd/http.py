@@ -148,12 +148,11 @@ class HttpClient:
     requests_sent: int = 0
     _limiter: SlidingWindow | None = field(init=False, default=None)
     _slots: asyncio.Semaphore = field(init=False)
-    _proxy: str | None = field(init=False, default=None, repr=False)
     _fixed: dict[str, Any] = field(init=False, repr=False)  # headers, proxy: every request
 
     def __post_init__(self) -> None:
-        self._proxy = env_proxy(self.base_url)
-        self._fixed = {"headers": {"User-Agent": USER_AGENT, **self.headers}, "proxy": self._proxy}
+        headers = {"User-Agent": USER_AGENT, **self.headers}
+        self._fixed = {"headers": headers, "proxy": env_proxy(self.base_url)}
         if self.budget is not None:
             self._limiter = SlidingWindow(self.budget)
         self._slots = asyncio.Semaphore(self.concurrency)

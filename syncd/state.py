@@ -427,24 +427,15 @@ class State:
     def _clear_stale(self, route: str, links: list[Link]) -> None:
         """Both sides hold these items now: their intents, quarantine and tombstones are
         stale. Only tables that hold rows of the route are touched (usually none)."""
-        statements = {
-            "pending_creates": ("DELETE FROM pending_creates WHERE route = ? AND cal_key = ?",),
-            "quarantine": ("DELETE FROM quarantine WHERE route = ? AND key = ?",),
-            "tombstones": (
-                "DELETE FROM tombstones WHERE route = ? AND side = 'calendar' AND key = ?",
-                "DELETE FROM tombstones WHERE route = ? AND side = 'vendor' AND key = ?",
-            ),
-        }
         for table in self._stale_tables(route):
-            for n, sql in enumerate(statements[table]):
-                keys = (link.vendor_key if n else link.cal_key for link in links)
-                self.db.conn.executemany(sql, ((route, key) for key in keys))
+            for sql, key in _STALE_ROWS[table]:
+                self.db.conn.executemany(sql, ((route, getattr(link, key)) for link in links))
 
     def _stale_tables(self, route: str) -> frozenset[str]:
         """The route's tables a new link may make stale, among those that hold rows."""
         return frozenset(
             table
-            for table in ("pending_creates", "quarantine", "tombstones")
+            for table in _STALE_ROWS
             if self.db.execute(f"SELECT 1 FROM {table} WHERE route = ? LIMIT 1", [route]).fetchone()
         )
 
@@ -725,6 +716,17 @@ def _holder_alive(row: dict[str, Any]) -> bool:
         return True
     return True
 
+
+_STALE_ROWS = {  # table -> (statement, the link's key it takes) for a link made
+    "pending_creates": (
+        ("DELETE FROM pending_creates WHERE route = ? AND cal_key = ?", "cal_key"),
+    ),
+    "quarantine": (("DELETE FROM quarantine WHERE route = ? AND key = ?", "cal_key"),),
+    "tombstones": (
+        ("DELETE FROM tombstones WHERE route = ? AND side = 'calendar' AND key = ?", "cal_key"),
+        ("DELETE FROM tombstones WHERE route = ? AND side = 'vendor' AND key = ?", "vendor_key"),
+    ),
+}
 
 _PLAN_COLUMNS = (
     *("cal_key", "vendor_key", "cal_fp", "vendor_fp", "anchor", "missing", "accepted"),

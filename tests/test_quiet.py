@@ -20,6 +20,7 @@ from tests.builders import Vevent, calendar, day, write
 
 NOW = datetime(2027, 3, 1, tzinfo=UTC)
 REP = "rep@example.com"
+ROUTE = RouteConfig.model_validate({"calendar": "cal", "vendor": "v", "rep": {"email": REP}})
 
 
 def route_runner(tmp_path: Path) -> tuple[RouteRunner, MemoryAdapter, Polled]:
@@ -29,11 +30,8 @@ def route_runner(tmp_path: Path) -> tuple[RouteRunner, MemoryAdapter, Polled]:
         calendar.put(f"VEVENT:e{n}:-", Event(start, start + timedelta(hours=1), title=f"E{n}"))
     kept_calendar = Polled(calendar, timedelta(hours=1))
     vendor = Polled(MemoryAdapter(), timedelta(hours=1))
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
     runner = RouteRunner(
-        "r", route, "cal", kept_calendar, vendor, State(tmp_path / "s.db"), clock=lambda: NOW
+        "r", ROUTE, "cal", kept_calendar, vendor, State(tmp_path / "s.db"), clock=lambda: NOW
     )
     return runner, calendar, kept_calendar
 
@@ -118,22 +116,24 @@ def views_made(runner: RouteRunner) -> list[str]:
     return made
 
 
-async def test_a_changed_listing_reuses_the_views_of_the_records_that_did_not_change(tmp_path):
-    events = [Vevent(f"e{n}", f"Call {n}", day(1 + n)) for n in range(4)]
-    path = write(tmp_path, "calendar.ics", calendar(*events))
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
-    runner = RouteRunner(
-        "r", route, "cal", IcsFile("cal", path), MemoryAdapter(), State(tmp_path / "s.db")
-    )
-    await runner.run()
-    made = views_made(runner)
+def move_third(tmp_path: Path, events: list[Vevent]) -> None:
+    """Rewrite the calendar file with the third event renamed (and listed first)."""
     write(
         tmp_path,
         "calendar.ics",
         calendar(replace(events[2], title="Moved"), *events[:2], events[3]),
     )
+
+
+async def test_a_changed_listing_reuses_the_views_of_the_records_that_did_not_change(tmp_path):
+    events = [Vevent(f"e{n}", f"Call {n}", day(1 + n)) for n in range(4)]
+    path = write(tmp_path, "calendar.ics", calendar(*events))
+    runner = RouteRunner(
+        "r", ROUTE, "cal", IcsFile("cal", path), MemoryAdapter(), State(tmp_path / "s.db")
+    )
+    await runner.run()
+    made = views_made(runner)
+    move_third(tmp_path, events)
 
     report = await runner.run()
 
@@ -160,12 +160,9 @@ async def test_a_first_sync_is_followed_by_a_quiet_run_while_the_calendar_is_unc
     path = write(
         tmp_path, "calendar.ics", calendar(*(Vevent(f"e{n}", "Call", day(1 + n)) for n in range(5)))
     )
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
     calendar_side = Polled(IcsFile("cal", path), timedelta(0))  # listed afresh every run
     vendor = Polled(MemoryAdapter(), timedelta(hours=1))
-    runner = RouteRunner("r", route, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
+    runner = RouteRunner("r", ROUTE, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
     first = await runner.run()
     await runner.run()
     assert first.counts["created"] == 5 and runner.plans == 1
@@ -176,21 +173,14 @@ async def test_views_outlive_quiet_runs(tmp_path):
     view of every record (1.7 s instead of 0.9 s for 1% of a 10,000-event feed)."""
     events = [Vevent(f"e{n}", f"Call {n}", day(1 + n)) for n in range(4)]
     path = write(tmp_path, "calendar.ics", calendar(*events))
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
     calendar_side = Polled(IcsFile("cal", path), timedelta(0))
     vendor = Polled(MemoryAdapter(), timedelta(hours=1))
-    runner = RouteRunner("r", route, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
+    runner = RouteRunner("r", ROUTE, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
     await runner.run()
     await runner.run()  # quiet
     await runner.run()  # quiet
     made = views_made(runner)
-    write(
-        tmp_path,
-        "calendar.ics",
-        calendar(replace(events[2], title="Moved"), *events[:2], events[3]),
-    )
+    move_third(tmp_path, events)
     report = await runner.run()
     assert report.counts["updated"] == 1
     assert made == ["VEVENT:e2:-"]
@@ -268,11 +258,8 @@ async def test_unlinked_events_outside_the_window_cost_no_view_and_linked_ones_s
     calendar_side.put("VEVENT:near:-", Event(near, near + timedelta(hours=1), title="Near"))
     calendar_side.put("VEVENT:far:-", Event(far, far + timedelta(hours=1), title="Far"))
     vendor = MemoryAdapter()
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
     runner = RouteRunner(
-        "r", route, "cal", calendar_side, vendor, State(tmp_path / "s.db"), clock=lambda: NOW
+        "r", ROUTE, "cal", calendar_side, vendor, State(tmp_path / "s.db"), clock=lambda: NOW
     )
     made = views_made(runner)
     first = await runner.run()
@@ -332,11 +319,8 @@ async def test_an_event_outside_the_window_whose_vendor_record_is_listed_still_p
     near = NOW + timedelta(days=1)
     calendar_side.put("VEVENT:e0:-", Event(near, near + timedelta(hours=1), title="E0"))
     vendor = MemoryAdapter()
-    route = RouteConfig.model_validate(
-        {"calendar": "cal", "vendor": "v", "rep": {"email": "rep@example.com"}}
-    )
     state = State(tmp_path / "s.db")
-    runner = RouteRunner("r", route, "cal", calendar_side, vendor, state, clock=lambda: NOW)
+    runner = RouteRunner("r", ROUTE, "cal", calendar_side, vendor, state, clock=lambda: NOW)
     await runner.run()
     state.reset("r")
     far = NOW + timedelta(days=300)
