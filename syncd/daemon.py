@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from syncd import registry
+from syncd import heap, registry
 from syncd.config import Config, load_config
 from syncd.errors import ConfigError, RouteBusy, SyncdError
 from syncd.http import new_session
@@ -193,6 +193,8 @@ class Daemon:
         except RouteBusy as exc:
             log.info("route %s skipped this time: %s", job.name, exc)
             return
+        finally:
+            heap.release_free_memory()  # a fraction of a millisecond; a feed read frees MiBs
         job.last = report
         self._back_off(job, report)
         self.notifier.send(f"STATUS={self.status_line()}")
