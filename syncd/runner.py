@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from syncd import routing
-from syncd.adapter import Adapter, KeepsListing
+from syncd.adapter import Adapter
 from syncd.apply import Applier, Binding, RunCounts
 from syncd.errors import AdapterError, AuthFailed, Gone, RateLimited, Unavailable
 from syncd.model import (
@@ -46,13 +46,11 @@ from syncd.plan import (
 )
 from syncd.retry import RetryPolicy, with_retries
 from syncd.settings import RouteConfig
+from syncd.settle import Settling
 from syncd.state import State
+from syncd.views import Views
 
 log = logging.getLogger("syncd.runner")
-QUIET_FOR = 600.0  # seconds an unchanged route skips planning (see `_quiet_since`)
-_UNSETTLED = ("quarantined", "parked", "unavailable", "raced", "marked_missing")
-"""Counts after which a run's sides are not settled: the next run must plan again."""
-SIDES: tuple[SideName, SideName] = ("calendar", "vendor")
 REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
 
 
@@ -86,14 +84,15 @@ class RouteRunner:
     stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set: no new ops
     vendor_kind: str = ""  # recorded with the route's options after each run
     plans: int = field(default=0, init=False)  # how many times this runner planned
-    _quiet: tuple[Listing, Listing, int, float] | None = field(default=None, init=False, repr=False)
     _waiting: bool = field(default=False, init=False, repr=False)  # see `_inputs`
     _views: Views = field(default_factory=lambda: Views(), init=False, repr=False)
     _last_window: Window = field(init=False, repr=False)
     _raced: frozenset[str] = field(default=frozenset(), init=False, repr=False)
     _fresh: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
-    _fetches: dict[str, int] = field(default_factory=dict, init=False, repr=False)
-    _written_before: tuple[int, int] = field(default=(0, 0), init=False, repr=False)
+    _settling: Settling = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._settling = Settling(self.state.others_wrote)
 
     @property
     def fields(self) -> frozenset[str]:
@@ -145,7 +144,7 @@ class RouteRunner:
         self._last_window = window
         try:
             cal_listing, ven_listing = await self._list_both(window)
-            if not (dry_run or release) and self._quiet_since(cal_listing, ven_listing):
+            if not (dry_run or release) and self._settling.quiet(cal_listing, ven_listing):
                 return RunReport(self.route_id, "ok")
             self._views.next_run()  # only runs that plan age the views: quiet ones use none
             links = self.state.links(self.route_id)
@@ -160,70 +159,29 @@ class RouteRunner:
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
         started = time.monotonic()
-        self._written_before = (_written(self.calendar), _written(self.vendor))
+        self._settling.before_writes(self.calendar, self.vendor)
         with _gc_frozen():
             report = await self._apply(ops, held, problems)
         report = replace(report, write_seconds=time.monotonic() - started)
-        self._quiet = self._settled(cal_listing, ven_listing, ops, held, report)
-        return report
-
-    def _settled(
-        self,
-        cal: Listing,
-        ven: Listing,
-        ops: tuple[Op, ...],
-        held: tuple[Op, ...],
-        report: RunReport,
-    ) -> tuple[Listing, Listing, int, float] | None:
-        """What the next run may skip planning against: the listings this run planned
-        nothing from; or, when every op went through, those listings with this run's
-        writes in them: the one a written side keeps now (planning them again finds
-        nothing to do: the state recorded what each write read back). A first sync is
-        then followed by a quiet 304, not by a plan against every link."""
-        if held or report.outcome != "ok" or self._waiting:
-            return None
-        if any(report.counts.get(name) for name in _UNSETTLED):
-            return None
-        written = {op.side for op in ops if op.writes}
-        cal_now = _kept(self.calendar) if "calendar" in written else cal
-        ven_now = _kept(self.vendor) if "vendor" in written else ven
-        if cal_now is None or ven_now is None or not self._only_ours(ops):
-            return None
-        return cal_now, ven_now, self.state.others_wrote(), time.monotonic()
-
-    def _quiet_since(self, cal: Listing, ven: Listing) -> bool:
-        """Nothing can have changed: both listings are the very ones the last run planned
-        nothing from, no other process wrote the state since, and that plan is recent (the
-        window moves: occurrences entering its far end must not wait long). In the daemon
-        a kept listing is the same object until its source changes, so an unchanged route
-        costs a fetch or a hash, not a plan over every item."""
-        if self._quiet is None:
-            return False
-        last_cal, last_ven, version, when = self._quiet
-        return (
-            cal is last_cal
-            and ven is last_ven
-            and self.state.others_wrote() == version
-            and time.monotonic() - when < QUIET_FOR
+        settles = not (held or report.outcome != "ok" or self._waiting)
+        self._settling.settle(
+            (cal_listing, ven_listing),
+            (self.calendar, self.vendor),
+            ops,
+            report.counts if settles else None,
         )
+        return report
 
     async def _list_both(self, window: Window) -> tuple[Listing, Listing]:
         cal, ven = await asyncio.gather(
             with_retries(lambda: self.calendar.list(window), self.retry),
             with_retries(lambda: self.vendor.list(window), self.retry),
         )
-        self._fresh = {"calendar": self._looked_again(self.calendar, "calendar")}
-        self._fresh["vendor"] = self._looked_again(self.vendor, "vendor")
+        self._fresh = {
+            "calendar": self._settling.looked_again(self.calendar, "calendar"),
+            "vendor": self._settling.looked_again(self.vendor, "vendor"),
+        }
         return cal, ven
-
-    def _looked_again(self, side: Adapter, name: str) -> bool:
-        """Whether this run's listing of a side is a new look at it, not the listing the
-        daemon kept from the run before: only a new one can confirm an absence that
-        needs a second listing."""
-        if not isinstance(side, KeepsListing):
-            return True  # listed afresh every run
-        before, self._fetches[name] = self._fetches.get(name), side.fetches
-        return before is None or side.fetches != before
 
     # --- building the plan's inputs ---------------------------------------------------
 
@@ -274,15 +232,6 @@ class RouteRunner:
             fields=self.fields,
         )
         return inputs, (*cal.problems, *no_owner, *ven.problems)
-
-    def _only_ours(self, ops: tuple[Op, ...]) -> bool:
-        """Whether the kept listings hold this run's writes and nobody else's (a route
-        sharing the calendar may have written it meanwhile: its writes were never
-        planned against here)."""
-        after = (_written(self.calendar), _written(self.vendor))
-        ours = tuple(sum(1 for op in ops if op.writes and op.side == s) for s in SIDES)
-        done = tuple(a - b for a, b in zip(after, self._written_before, strict=True))
-        return done == ours
 
     def _policy(self) -> Policy:
         route = self.route
@@ -566,14 +515,6 @@ def _gc_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _written(side: Adapter) -> int:
-    return side.written if isinstance(side, KeepsListing) else 0
-
-
-def _kept(side: Adapter) -> Listing | None:
-    return side.kept() if isinstance(side, KeepsListing) else None
-
-
 def _summed(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
     """Counts of two passes of one run, added up."""
     return {key: first.get(key, 0) + second.get(key, 0) for key in first.keys() | second.keys()}
@@ -601,40 +542,6 @@ def _held_row(op: Op) -> dict[str, str]:
         "case": op.case,
         "title": title,
     }
-
-
-class Views:
-    """The plan's view of each record, kept while the record is the very same object.
-
-    A kept listing hands the same record objects run after run, so an unchanged record
-    costs only its window check, not the route's rules, a projection and a fingerprint.
-    Views live for two runs: what the last run saw, and what this one has used."""
-
-    def __init__(self) -> None:
-        self.last: dict[int, tuple[Record, Item | routing.NoOwner | None]] = {}
-        self.now: dict[int, tuple[Record, Item | routing.NoOwner | None]] = {}
-
-    def next_run(self) -> None:
-        """Forget what no run has used since the one before."""
-        self.last, self.now = self.now, {}
-
-    def view(
-        self, record: Record, window: Window, make: Callable[[Record, Window], Item | None]
-    ) -> Item | None:
-        """The kept view of `record` (its window flag brought up to date), or a new one."""
-        kept = self.now.get(id(record)) or self.last.get(id(record))
-        if kept is None or kept[0] is not record:
-            try:
-                kept = (record, make(record, window))
-            except routing.NoOwner as exc:
-                kept = (record, exc)
-        self.now[id(record)] = kept
-        seen = kept[1]
-        if isinstance(seen, routing.NoOwner):
-            raise seen
-        if seen is None or seen.in_window == record.in_window(window):
-            return seen
-        return replace(seen, in_window=not seen.in_window)
 
 
 def _pause(exc: AdapterError) -> float | None:
