@@ -6,7 +6,10 @@ starts `syncd run` with the calendar and the vendor polled every 3 s, waits for 
 first sync (every occurrence written), then switches the feed through (a) 304, (b) the
 same bytes without ETag, (c) every DTSTAMP rewritten and (d) 1% changed, letting the
 daemon poll each for a few seconds. The daemon's RSS and its peak (VmHWM, reset before
-each case through /proc/PID/clear_refs) are read from /proc.
+each case through /proc/PID/clear_refs) are read from /proc. Before that it prints the
+floor under both: the RSS of an interpreter that has only imported what `syncd run`
+imports, and of one that has imported the modules vdirsyncer's sync of a feed into a
+folder uses (in the virtualenv `vs_vdirsyncer.py` installs).
 
     .venv/bin/python bench/daemon_rss.py
 """
@@ -21,7 +24,7 @@ import time
 from pathlib import Path
 
 from first_sync import config, free_port, wait_for_port
-from vs_vdirsyncer import WORK, set_mode, sim_writes, start_simulator
+from vs_vdirsyncer import VDIR_VENV, WORK, install_vdirsyncer, set_mode, sim_writes, start_simulator
 
 CASES = (
     ("(a) 304", "etag"),
@@ -36,6 +39,34 @@ def mib(pid: int, field: str) -> float:
     """VmRSS or VmHWM of a process, in MiB."""
     status = Path(f"/proc/{pid}/status").read_text()
     return int(status.split(f"{field}:")[1].split("kB")[0]) / 1024
+
+
+SYNCD_MODULES = ("syncd.daemon", "syncd.cli")
+VDIRSYNCER_MODULES = (
+    "vdirsyncer.cli.tasks",
+    "vdirsyncer.sync",
+    "vdirsyncer.storage.http",
+    "vdirsyncer.storage.filesystem",
+)
+RSS_AFTER_IMPORTS = (
+    "import importlib, sys\n"
+    "for name in sys.argv[1:]: importlib.import_module(name)\n"
+    "status = open('/proc/self/status').read()\n"
+    "print(int(status.split('VmRSS:')[1].split('kB')[0]) / 1024)\n"
+)
+
+
+def import_floor(python: str, modules: tuple[str, ...]) -> float:
+    """RSS in MiB of a fresh interpreter that has imported `modules` and nothing else."""
+    argv = [python, "-c", RSS_AFTER_IMPORTS, *modules]
+    return float(subprocess.run(argv, check=True, capture_output=True, text=True).stdout)
+
+
+def print_floors(folder: Path) -> None:
+    install_vdirsyncer(folder / "pip.log")
+    syncd = import_floor(sys.executable, SYNCD_MODULES)
+    vdirsyncer = import_floor(str(VDIR_VENV / "bin" / "python"), VDIRSYNCER_MODULES)
+    print(f"imports alone: syncd run {syncd:.0f} MiB, vdirsyncer's sync {vdirsyncer:.0f} MiB")
 
 
 def daemon_config(feed: str, simulator: str) -> str:
@@ -63,6 +94,7 @@ def measure(daemon: subprocess.Popen[bytes], feed: str, simulator: str) -> None:
 def main() -> None:
     folder = WORK / f"daemon-rss-{os.getpid()}"
     folder.mkdir(parents=True)
+    print_floors(folder)
     feed_port, sim_port = free_port(), free_port()
     here = Path(__file__).resolve().parent
     serve = [sys.executable, str(here / "vs_vdirsyncer.py"), "--serve-feed", str(feed_port)]
