@@ -163,13 +163,11 @@ class RouteRunner:
         with _gc_frozen():
             report = await self._apply(ops, held, problems)
         report = replace(report, write_seconds=time.monotonic() - started)
-        settles = not (held or report.outcome != "ok" or self._waiting)
-        self._settling.settle(
-            (cal_listing, ven_listing),
-            (self.calendar, self.vendor),
-            ops,
-            report.counts if settles else None,
-        )
+        if held or report.outcome != "ok" or self._waiting:
+            self._settling.forget()
+        else:
+            sides = (self.calendar, self.vendor)
+            self._settling.settle((cal_listing, ven_listing), sides, ops, report.counts)
         return report
 
     async def _list_both(self, window: Window) -> tuple[Listing, Listing]:

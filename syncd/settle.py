@@ -11,7 +11,7 @@ The window moves, so a settled route is planned again after `QUIET_FOR` all the 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from syncd.adapter import Adapter, KeepsListing
@@ -68,22 +68,25 @@ class Settling:
         """Note how many writes each side's kept listing holds before this run's."""
         self._written_before = (written(calendar), written(vendor))
 
+    def forget(self) -> None:
+        """Settle on nothing: the next run plans (this one held deletes, failed, or
+        waits on an absence's confirmation)."""
+        self.last = None
+
     def settle(
         self,
         listings: tuple[Listing, Listing],
         sides: tuple[Adapter, Adapter],
-        ops: Iterable[Op],
-        counts: Mapping[str, int] | None,
+        ops: tuple[Op, ...],
+        counts: Mapping[str, int],
     ) -> None:
         """Settle on the listings this run planned nothing from; or, when every op went
         through, on those listings with this run's writes in them, the ones a written
         side keeps now (planning them again finds nothing to do: the state recorded
-        what each write read back). `counts` None: the run cannot settle (it held
-        deletes, failed, or waits on an absence's confirmation)."""
+        what each write read back)."""
         self.last = None
-        if counts is None or any(counts.get(name) for name in UNSETTLED):
+        if any(counts.get(name) for name in UNSETTLED):
             return
-        ops = tuple(ops)
         written_sides = {op.side for op in ops if op.writes}
         now = tuple(
             kept(side) if name in written_sides else listing
