@@ -85,7 +85,7 @@ class RouteRunner:
     vendor_kind: str = ""  # recorded with the route's options after each run
     plans: int = field(default=0, init=False)  # how many times this runner planned
     _waiting: bool = field(default=False, init=False, repr=False)  # see `_inputs`
-    _views: Views = field(default_factory=lambda: Views(), init=False, repr=False)
+    _views: Views = field(default_factory=Views, init=False, repr=False)
     _last_window: Window = field(init=False, repr=False)
     _raced: frozenset[str] = field(default=frozenset(), init=False, repr=False)
     _fresh: dict[str, bool] = field(default_factory=dict, init=False, repr=False)

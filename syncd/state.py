@@ -209,7 +209,7 @@ def _create_views(db: sqlite_utils.Database) -> None:
 
 @dataclass(frozen=True)
 class LinkRow:
-    """Everything `record_link` writes: the plan's `Link` plus what people read."""
+    """Everything `record_links` writes: the plan's `Link` plus what people read."""
 
     link: Link
     uid: str = ""
@@ -397,10 +397,6 @@ class State:
             [route],
         )
         return tuple(_link(*row) for row in cursor)
-
-    def record_link(self, route: str, row: LinkRow, replaces: str = "") -> None:
-        """Write a link after a successful op; `replaces` is the old key of a re-keyed one."""
-        self.record_links(route, [(row, replaces)])
 
     def record_links(self, route: str, rows: Iterable[tuple[LinkRow, str]]) -> None:
         """Write several links in one transaction: (row, the key it replaces or ""). A
