@@ -15,13 +15,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
+from first_sync import REP
 
 from syncd import registry
 from syncd.config import load_config
 from syncd.runner import RunReport
 from syncd.state import State
-
-REP = "rep@example.com"
 
 
 def status_counter() -> tuple[aiohttp.TraceConfig, Counter[int]]:
@@ -36,14 +35,14 @@ def status_counter() -> tuple[aiohttp.TraceConfig, Counter[int]]:
     return trace, statuses
 
 
-async def timed_run(path: Path, route: str = "r") -> tuple[RunReport, float, Counter[int]]:
-    """Run `route` of the config once: its report, the seconds it took, the statuses."""
+async def timed_run(path: Path) -> tuple[RunReport, float, Counter[int]]:
+    """Run the config's route once: its report, the seconds it took, the statuses."""
     settings = load_config(path)
     state = State(settings.state)
     trace, statuses = status_counter()
     try:
         async with aiohttp.ClientSession(trace_configs=[trace]) as session:
-            [runner] = registry.runners(settings, state, session, [route]).values()
+            [runner] = registry.runners(settings, state, session, ["r"]).values()
             started = time.perf_counter()
             report = await runner.run()
             return report, time.perf_counter() - started, statuses
@@ -82,6 +81,13 @@ class Vendor:
     stanza: str
     limit: tuple[float, float]
     options: str = "{}"
+
+
+def simulator(vendor: Vendor) -> Any:
+    """The vendor's default simulator under the vendor's scaled limit."""
+    made = importlib.import_module(f"syncd.simulators.{vendor.kind}").default()
+    made.rate_limit = vendor.limit
+    return made
 
 
 def config(vendor: Vendor, base_url: str) -> str:

@@ -23,8 +23,16 @@ import sys
 import time
 from pathlib import Path
 
-from first_sync import config, free_port, wait_for_port
-from vs_vdirsyncer import VDIR_VENV, WORK, install_vdirsyncer, set_mode, sim_writes, start_simulator
+from first_sync import config, free_port, sim_writes, start_simulator, wait_for_port
+from vs_vdirsyncer import (
+    VDIR_VENV,
+    WORK,
+    install_vdirsyncer,
+    reset_peak_rss,
+    set_mode,
+    start_feed,
+    status_mib,
+)
 
 CASES = (
     ("(a) 304", "etag"),
@@ -33,12 +41,30 @@ CASES = (
     ("(d) 1% changed", "changed"),
 )
 SETTLE = 8.0  # seconds a case runs: two polls or more of each side
+FIRST_SYNC_WITHIN = 300.0  # seconds
 
 
-def mib(pid: int, field: str) -> float:
-    """VmRSS or VmHWM of a process, in MiB."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(status.split(f"{field}:")[1].split("kB")[0]) / 1024
+def memory(daemon: subprocess.Popen[bytes]) -> str:
+    """The daemon's peak RSS (since the last reset) and RSS now, as two table columns."""
+    peak, now = status_mib("VmHWM", daemon.pid), status_mib("VmRSS", daemon.pid)
+    if daemon.poll() is not None or peak is None or now is None:
+        raise SystemExit(f"syncd run is gone (exit {daemon.returncode}): see daemon.log")
+    return f"{peak:>10.0f}{now:>10.0f}"
+
+
+def wait_for_first_sync(daemon: subprocess.Popen[bytes], simulator: str) -> None:
+    """Until the simulator has taken writes and their count held still for `SETTLE`
+    seconds (two polls of each side): the first sync and any run after it are done."""
+    deadline, last = time.monotonic() + FIRST_SYNC_WITHIN, -1
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise SystemExit(f"syncd run exited with {daemon.returncode}: see daemon.log")
+        writes = sim_writes(simulator)
+        if writes and writes == last:
+            return
+        last = writes
+        time.sleep(SETTLE)
+    raise SystemExit(f"the first sync did not finish within {FIRST_SYNC_WITHIN:.0f} s")
 
 
 SYNCD_MODULES = ("syncd.daemon", "syncd.cli")
@@ -71,24 +97,21 @@ def print_floors(folder: Path) -> None:
 
 def daemon_config(feed: str, simulator: str) -> str:
     """The bench's config with both sides polled every 3 s."""
-    return config(simulator, f'kind: ics_url, url: "{feed}/feed.ics", poll: 3s', ", poll: 3s")
+    return config(simulator, f'kind: ics_url, url: "{feed}/feed.ics"', poll="3s")
 
 
 def measure(daemon: subprocess.Popen[bytes], feed: str, simulator: str) -> None:
-    started = time.monotonic()
-    while sim_writes(simulator) < 10_000 and time.monotonic() - started < 300:
-        time.sleep(0.5)
-    time.sleep(SETTLE)
+    wait_for_first_sync(daemon, simulator)
     print(f"{'case':<18}{'peak MiB':>10}{'RSS MiB':>10}{'writes':>8}")
-    pid = daemon.pid
-    print(f"{'after first sync':<18}{mib(pid, 'VmHWM'):>10.0f}{mib(pid, 'VmRSS'):>10.0f}")
+    print(f"{'after first sync':<18}{memory(daemon)}")
     for label, mode in CASES:
         before = sim_writes(simulator)
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
+        if not reset_peak_rss(daemon.pid):
+            raise SystemExit("this kernel does not reset a process's peak RSS (clear_refs)")
         set_mode(feed, mode)
         time.sleep(SETTLE)
         writes = sim_writes(simulator) - before
-        print(f"{label:<18}{mib(pid, 'VmHWM'):>10.0f}{mib(pid, 'VmRSS'):>10.0f}{writes:>8}")
+        print(f"{label:<18}{memory(daemon)}{writes:>8}")
 
 
 def main() -> None:
@@ -96,9 +119,7 @@ def main() -> None:
     folder.mkdir(parents=True)
     print_floors(folder)
     feed_port, sim_port = free_port(), free_port()
-    here = Path(__file__).resolve().parent
-    serve = [sys.executable, str(here / "vs_vdirsyncer.py"), "--serve-feed", str(feed_port)]
-    feed_server, simulator = subprocess.Popen(serve), start_simulator(sim_port)
+    feed_server, simulator = start_feed(feed_port), start_simulator(sim_port)
     feed, sim = f"http://127.0.0.1:{feed_port}", f"http://127.0.0.1:{sim_port}"
     try:
         wait_for_port(feed_port, 60)

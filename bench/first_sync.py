@@ -73,17 +73,18 @@ def wait_for_port(port: int, seconds: float = 20.0) -> None:
 
 
 def config(
-    base_url: str, source: str = "kind: ics_file, path: calendar.ics", vendor: str = ""
+    base_url: str, source: str = "kind: ics_file, path: calendar.ics", poll: str = ""
 ) -> str:
     """The bench's config: the calendar `source` synced into the Sales Ask simulator
-    (`vendor`: more of its options, as flow-mapping entries)."""
+    (`poll`: both sides' poll interval, else the defaults)."""
+    polled = f", poll: {poll}" if poll else ""
     return f"""\
 state: state.db
 calendars:
-  bench: {{{source}, limits: {{per_series: 100000}}}}
+  bench: {{{source}, limits: {{per_series: 100000}}{polled}}}
 vendors:
   salesask: {{kind: salesask, base_url: "{base_url}", api_key: {API_KEY}, rate_limit: off,
-              concurrency: 8{vendor}}}
+              concurrency: 8{polled}}}
 routes:
   bench:
     calendar: bench
@@ -147,13 +148,26 @@ def timed_sync(config_path: Path) -> tuple[float, float, float, int]:
     return measured_run(argv, subprocess.DEVNULL)
 
 
+def start_simulator(port: int) -> subprocess.Popen[bytes]:
+    """The Sales Ask simulator in its own process on `port` (rate limit off)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "syncd", "simulate", "salesask", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def sim_writes(base_url: str) -> int:
+    """Write requests the simulator at `base_url` has taken so far."""
+    with urllib.request.urlopen(f"{base_url}/_sim/requests") as answer:
+        return int(json.load(answer)["writes"])
+
+
 def simulator_counts(base_url: str) -> tuple[int, int]:
     """(write requests so far, tasks held)."""
-    with urllib.request.urlopen(f"{base_url}/_sim/requests") as answer:
-        writes = int(json.load(answer)["writes"])
     with urllib.request.urlopen(f"{base_url}/_sim/tasks") as answer:
         tasks = len(json.load(answer)["tasks"])
-    return writes, tasks
+    return sim_writes(base_url), tasks
 
 
 def main() -> None:
@@ -166,11 +180,7 @@ def main() -> None:
     text = generate(args.events, args.series)
     (folder / "calendar.ics").write_text(text, newline="")
     port = free_port()
-    simulator = subprocess.Popen(
-        [sys.executable, "-m", "syncd", "simulate", "salesask", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    simulator = start_simulator(port)
     try:
         wait_for_port(port)
         base_url = f"http://127.0.0.1:{port}"

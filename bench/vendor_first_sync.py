@@ -19,7 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from benchlib import Vendor, calendar, served_run
+from benchlib import Vendor, calendar, served_run, simulator
 
 CASES = [
     (
@@ -44,14 +44,14 @@ def spread(n: int) -> timedelta:
 
 
 def simulator_for(case: Vendor) -> Any:
-    simulator = importlib.import_module(f"syncd.simulators.{case.kind}").default()
+    """The case's simulator; Salesloft's limit is a cost budget over a sliding window."""
+    if case.kind != "salesloft":
+        return simulator(case)
+    made = importlib.import_module("syncd.simulators.salesloft").default()
     requests, per = case.limit
-    if case.kind == "salesloft":
-        simulator.budget, simulator.window, simulator.sliding = int(requests), per, True
-        simulator.bulk_tick, simulator.bulk_per_tick = 0.01, 1000
-    else:
-        simulator.rate_limit = (requests, per)
-    return simulator
+    made.budget, made.window, made.sliding = int(requests), per, True
+    made.bulk_tick, made.bulk_per_tick = 0.01, 1000
+    return made
 
 
 def held(case: Vendor, simulator: Any) -> int:

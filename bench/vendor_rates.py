@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import tempfile
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from benchlib import Vendor, calendar, served_run
+from benchlib import Vendor, calendar, served_run, simulator
+from first_sync import REP
 
 CASES = [
     Vendor("salesask", "api_key: sim-key", (25, 0.5)),
@@ -28,7 +27,7 @@ CASES = [
     Vendor(
         "ysuite",
         "access_key: sim-access\n    secret_key: sim-secret\n"
-        "    account_timezone: Europe/Berlin\n    users: {rep@example.com: 7}",
+        f"    account_timezone: Europe/Berlin\n    users: {{{REP}: 7}}",
         (20, 0.5),
         "{cstid: 10}",
     ),
@@ -40,15 +39,14 @@ def spread(n: int) -> timedelta:
 
 
 async def measure(case: Vendor, events: int, folder: Path) -> dict[str, float]:
-    simulator: Any = importlib.import_module(f"syncd.simulators.{case.kind}").default()
-    simulator.rate_limit = case.limit
+    made = simulator(case)
     text = calendar(events, "call", spread)
-    report, seconds, statuses = await served_run(case, simulator, text, folder)
+    report, seconds, statuses = await served_run(case, made, text, folder)
     return {
         "seconds": seconds,
         "requests": sum(statuses.values()),
         "429": statuses[429],
-        "writes": simulator.writes,
+        "writes": made.writes,
         "created": report.counts.get("created", 0),
     }
 

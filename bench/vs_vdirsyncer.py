@@ -47,6 +47,8 @@ from first_sync import (
     free_port,
     generate,
     measured_run,
+    sim_writes,
+    start_simulator,
     wait_for_port,
 )
 
@@ -140,11 +142,11 @@ def serve_feed(port: int, events: int, series: int) -> None:
 
 @dataclass(frozen=True)
 class Figures:
-    """One measured run: wall and CPU seconds, peak RSS in MiB (None: not known)."""
+    """One measured run: wall and CPU seconds, peak RSS in MiB."""
 
     wall: float
     cpu: float
-    rss: float | None
+    rss: float
     note: str = ""
 
 
@@ -157,24 +159,31 @@ def wait4_run(argv: list[str], log: Path, stdin: str | None = None) -> Figures:
     return Figures(wall, cpu, rss, note)
 
 
-def reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark (Linux 4.0+); False where refused."""
+def reset_peak_rss(pid: int | str = "self") -> bool:
+    """Reset a process's RSS high-water mark (Linux 4.0+); False where refused."""
     try:
-        Path("/proc/self/clear_refs").write_text("5")
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
     except OSError:
         return False
     return True
 
 
-def peak_rss_mib() -> float:
-    """VmHWM of this process (its peak RSS since the last reset), else ru_maxrss."""
+def status_mib(field: str, pid: int | str = "self") -> float | None:
+    """A memory line of /proc/PID/status (VmRSS, VmHWM: the peak since the last reset)
+    in MiB; None where there is no such file or line."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return None
+
+
+def peak_rss_mib() -> float:
+    """This process's peak RSS since the last reset, else its ru_maxrss."""
+    peak = status_mib("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def http_json(url: str, method: str = "GET") -> object:
@@ -191,12 +200,6 @@ def feed_stats(feed: str) -> str:
     stats = http_json(f"{feed}/_stats")
     assert isinstance(stats, dict)
     return ", ".join(f"{key}×{count}" for key, count in sorted(stats.items())) or "none"
-
-
-def sim_writes(base_url: str) -> int:
-    answer = http_json(f"{base_url}/_sim/requests")
-    assert isinstance(answer, dict)
-    return int(answer["writes"])
 
 
 # --- vdirsyncer --------------------------------------------------------------------------
@@ -243,10 +246,6 @@ fileext = ".ics"
 
 
 # --- syncd -------------------------------------------------------------------------------
-
-
-def syncd_config(feed_url: str, base_url: str) -> str:
-    return config(base_url, f'kind: ics_url, url: "{feed_url}"')
 
 
 class RouteRuns:
@@ -329,12 +328,10 @@ class Row:
     writing: float  # the route run's seconds carrying out its plan
 
 
-def start_simulator(port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "syncd", "simulate", "salesask", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def start_feed(port: int, events: int = 10_000, series: int = 1_000) -> subprocess.Popen[bytes]:
+    """This script serving the generated feed on `port`, in its own process."""
+    argv = [__file__, "--serve-feed", str(port), "--events", str(events), "--series", str(series)]
+    return subprocess.Popen([sys.executable, *argv])
 
 
 async def measure(
@@ -343,7 +340,7 @@ async def measure(
     route_conf, proc_conf = folder / "route" / "config.yaml", folder / "proc" / "config.yaml"
     for path, sim in ((route_conf, sims[0]), (proc_conf, sims[1])):
         path.parent.mkdir()
-        path.write_text(syncd_config(f"{feed}/feed.ics", sim))
+        path.write_text(config(sim, f'kind: ics_url, url: "{feed}/feed.ics"'))
     vdir_argv = [str(VDIR), "-c", str(vdir_conf), "sync"]
     syncd_argv = [sys.executable, "-m", "syncd", "-c", str(proc_conf), "sync"]
     runs = RouteRuns(route_conf)
@@ -380,14 +377,13 @@ async def measure(
     return rows
 
 
-def ratio(mine: float | None, theirs: float | None) -> str:
-    if mine is None or theirs is None or theirs <= 0:
-        return "n/a"
-    return f"{mine / theirs:.2f}"
+def ratio(mine: float, theirs: float) -> str:
+    return f"{mine / theirs:.2f}" if theirs > 0 else "n/a"
 
 
-def rss(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.0f}"
+def rate_text(writes: int, seconds: float) -> str:
+    """Writes per second, or "n/a" when nothing was timed (the run failed before writing)."""
+    return f"{writes / seconds:.0f}" if seconds > 0 else "n/a"
 
 
 def print_table(rows: dict[str, Row]) -> None:
@@ -408,9 +404,9 @@ def print_table(rows: dict[str, Row]) -> None:
         row = rows[key]
         v, r, p = row.vdir, row.run, row.proc
         print(
-            f"{labels[key]:<29}| {v.wall:>6.2f} {v.cpu:>6.2f} {rss(v.rss):>5} "
-            f"| {r.wall:>6.2f} {r.cpu:>6.2f} {rss(r.rss):>5} "
-            f"| {p.wall:>6.2f} {p.cpu:>6.2f} {rss(p.rss):>5} "
+            f"{labels[key]:<29}| {v.wall:>6.2f} {v.cpu:>6.2f} {v.rss:>5.0f} "
+            f"| {r.wall:>6.2f} {r.cpu:>6.2f} {r.rss:>5.0f} "
+            f"| {p.wall:>6.2f} {p.cpu:>6.2f} {p.rss:>5.0f} "
             f"| {ratio(r.wall, v.wall):>8} {ratio(r.cpu, v.cpu):>7} {ratio(r.rss, v.rss):>7}"
             f" {ratio(p.wall, v.wall):>9} {ratio(p.cpu, v.cpu):>8} {ratio(p.rss, v.rss):>8}"
         )
@@ -434,18 +430,7 @@ def print_table(rows: dict[str, Row]) -> None:
 def bench(args: argparse.Namespace, folder: Path) -> None:
     version = install_vdirsyncer(folder / "pip.log")
     feed_port, route_port, proc_port, cap_port = (free_port() for _ in range(4))
-    feed_proc = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve-feed",
-            str(feed_port),
-            "--events",
-            str(args.events),
-            "--series",
-            str(args.series),
-        ]
-    )
+    feed_proc = start_feed(feed_port, args.events, args.series)
     sims = [start_simulator(port) for port in (route_port, proc_port)]
     feed = f"http://127.0.0.1:{feed_port}"
     sim_urls = (f"http://127.0.0.1:{route_port}", f"http://127.0.0.1:{proc_port}")
@@ -488,7 +473,7 @@ def bench(args: argparse.Namespace, folder: Path) -> None:
     print(
         f"capacity: Sales Ask simulator {rate:.0f} writes/s (bare aiohttp client, "
         f"{CAPACITY_WRITES} upserts, 8 at a time, {counted} counted by it); syncd first sync "
-        f"{first.run_writes / first.writing:.0f} writes/s while writing (the route run's "
+        f"{rate_text(first.run_writes, first.writing)} writes/s while writing (the route run's "
         f"{first.writing:.1f} s carrying out its plan), "
         f"{first.run_writes / first.run.wall:.0f} writes/s over the whole route run (fetching, "
         f"parsing and planning included), {first.proc_writes / first.proc.wall:.0f} writes/s "
