@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from aiohttp import web
 
 from syncd.cli import exit_status, sync
 from syncd.config import load_config
@@ -153,3 +155,20 @@ async def run_sync(config_path: Path, **kwargs: bool) -> list[RunReport]:
 async def run(config_path: Path, **kwargs: bool) -> int:
     """`run_sync`, as the exit status `syncd sync` would give."""
     return exit_status(await run_sync(config_path, **kwargs))
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[str]:
+    """`handler` answering every path and method on a free loopback port: its base URL."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()

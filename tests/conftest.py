@@ -9,6 +9,8 @@ import aiohttp
 import pytest
 from hypothesis import HealthCheck, settings
 
+from syncd.http import new_session
+
 settings.register_profile(
     "ci", max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -21,5 +23,5 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 @pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     """The one shared client session, as the daemon has it."""
-    async with aiohttp.ClientSession() as client:
+    async with new_session() as client:
         yield client

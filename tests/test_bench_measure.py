@@ -33,4 +33,4 @@ def test_a_command_started_by_a_big_process_reports_its_own_peak_rss(first_sync)
     wall, cpu, rss, code = first_sync.measured_run(child, subprocess.DEVNULL)
     assert code == 0 and wall > 0 and cpu > 0
     assert 32 < rss < 128  # its 32 MiB and an interpreter, not this process's 256 MiB
-    assert held[0] == 1
+    del held  # alive, and resident, until the child was measured

@@ -3,7 +3,7 @@ lines a feed re-stamps on every download."""
 
 from __future__ import annotations
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from syncd import blocks
@@ -167,7 +167,6 @@ def test_the_stable_digest_ignores_only_volatile_lines() -> None:
     assert blocks.stable_digest(edited) != digest != blocks.stable_digest(sneaky)
 
 
-@settings(max_examples=200, deadline=None)
 @given(
     piece=st.integers(min_value=1, max_value=120),
     end=st.sampled_from(["\r\n", "\n", "\r"]),

@@ -30,7 +30,17 @@ from syncd.cli import FAILED, OK, main
 from syncd.config import load_config
 from syncd.simulators import salesask as sim
 from syncd.state import State
-from tests.builders import REP, Vevent, calendar, day, run, salesask_server, wait_until, write
+from tests.builders import (
+    REP,
+    Vevent,
+    calendar,
+    day,
+    run,
+    salesask_server,
+    serving,
+    wait_until,
+    write,
+)
 
 # The first scheduled run comes within POLL/10 of the start and the next one not before
 # 0.9 * POLL after it: a test has that long to count the runs its signals cause.
@@ -386,15 +396,8 @@ class Feed:
 async def feed_server() -> AsyncIterator[tuple[Feed, str]]:
     """The feed on a free loopback port, and its URL."""
     feed = Feed()
-    app = web.Application()
-    app.router.add_get("/feed.ics", feed.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield feed, f"http://127.0.0.1:{runner.addresses[0][1]}/feed.ics"
-    finally:
-        await runner.cleanup()
+    async with serving(feed.handle) as base_url:
+        yield feed, f"{base_url}/feed.ics"
 
 
 async def test_sigusr2_relists_both_sides_though_the_feed_answers_304(tmp_path):

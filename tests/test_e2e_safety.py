@@ -23,6 +23,7 @@ from tests.builders import (
     run,
     run_sync,
     salesask_server,
+    serving,
     wait_until,
     write,
 )
@@ -53,17 +54,9 @@ class Feed:
 @pytest.fixture
 async def feed_env(tmp_path: Path) -> AsyncIterator[tuple[SalesAskSim, Feed, Path]]:
     feed = Feed()
-    app = web.Application()
-    app.router.add_get("/feed.ics", feed.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    block = f"    kind: ics_url\n    url: http://127.0.0.1:{port}/feed.ics?token=s3cret"
-    async with salesask_server() as (simulator, base_url):
+    async with serving(feed.handle) as feed_url, salesask_server() as (simulator, base_url):
+        block = f"    kind: ics_url\n    url: {feed_url}/feed.ics?token=s3cret"
         yield simulator, feed, write(tmp_path, "config.yaml", config_text(base_url, block))
-    await runner.cleanup()
 
 
 GARBAGE = {

@@ -28,7 +28,7 @@ def test_freed_heap_between_live_blocks_is_released() -> None:
     held = resident_mib()
     assert heap.release_free_memory()
     assert held - resident_mib() > 32  # most of the 64 MiB freed below `pin` went back
-    assert pin[0:1] == b"y"
+    del pin  # alive until the memory under it was measured
 
 
 class Runner:

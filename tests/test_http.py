@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,28 +14,10 @@ from syncd.http import (
     HttpClient,
     SlidingWindow,
     env_proxy,
-    new_session,
     parse_retry_after,
     vendor_message,
 )
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@contextlib.asynccontextmanager
-async def _serving(handler: Handler) -> AsyncIterator[str]:
-    """`handler` answering every GET (and any method) on a loopback port: its base URL."""
-    app = web.Application()
-    app.router.add_route("*", "/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+from tests.builders import serving
 
 
 async def test_the_budget_counts_a_call_until_one_window_after_its_answer():
@@ -121,7 +101,7 @@ async def test_a_cancelled_waiter_does_not_leak_the_window_or_its_lock():
         pass
 
 
-async def test_a_proxy_named_by_the_environment_carries_the_requests(monkeypatch):
+async def test_a_proxy_named_by_the_environment_carries_the_requests(monkeypatch, session):
     """The shared session no longer trusts the environment as a whole (aiohttp then read
     ~/.netrc in a thread on every request: more than half of a first sync's time), so
     HTTP_PROXY/NO_PROXY are read once per side instead: a forward proxy on loopback
@@ -132,7 +112,7 @@ async def test_a_proxy_named_by_the_environment_carries_the_requests(monkeypatch
         seen.append(str(request.url))
         return web.json_response({"ok": True})
 
-    async with _serving(forward) as proxy, new_session() as session:
+    async with serving(forward) as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy)
         monkeypatch.setenv("NO_PROXY", "localhost")
         client = HttpClient(session, "http://crm.example.test/v1", "crm")
@@ -142,7 +122,7 @@ async def test_a_proxy_named_by_the_environment_carries_the_requests(monkeypatch
     assert env_proxy("http://localhost:8080/x") is None  # NO_PROXY is honoured
 
 
-async def test_bodies_are_read_in_their_declared_charset_else_as_utf8():
+async def test_bodies_are_read_in_their_declared_charset_else_as_utf8(session):
     """The funnel decodes a body once, in the charset its Content-Type names; no charset,
     or one Python does not know, reads as UTF-8 with bad bytes replaced; extra headers
     of one request add to the side's own."""
@@ -159,7 +139,7 @@ async def test_bodies_are_read_in_their_declared_charset_else_as_utf8():
         content_type, body = answers[request.path]
         return web.Response(body=body, headers={"Content-Type": content_type})
 
-    async with _serving(answer) as base_url, new_session() as session:
+    async with serving(answer) as base_url:
         client = HttpClient(session, base_url, "crm", {"X-Key": "k"})
         bodies = [(await client.request("GET", path)).body for path in answers]
         await client.request("GET", "/json", headers={"Depth": "1"})
@@ -167,7 +147,7 @@ async def test_bodies_are_read_in_their_declared_charset_else_as_utf8():
     assert seen == [("k", "")] * 4 + [("k", "1")]
 
 
-async def test_a_timeout_shortened_after_the_client_was_made_is_honoured():
+async def test_a_timeout_shortened_after_the_client_was_made_is_honoured(session):
     """Request options built once per side had frozen the timeout given at creation: a
     client shortened afterwards (as the adapter contract tests do) waited the full 30 s
     for a stalled answer, and got it, instead of giving up."""
@@ -177,7 +157,7 @@ async def test_a_timeout_shortened_after_the_client_was_made_is_honoured():
         await release.wait()
         return web.json_response({"late": True})
 
-    async with _serving(stalled) as base_url, new_session() as session:
+    async with serving(stalled) as base_url:
         client = HttpClient(session, base_url, "crm")
         client.timeout = 0.2
         asyncio.get_running_loop().call_later(3.0, release.set)  # answered at last

@@ -14,7 +14,7 @@ from aiohttp import web
 from syncd.calendars.ics_url import IcsUrl
 from syncd.errors import Malformed, Unavailable
 from syncd.model import Window
-from tests.builders import Vevent, calendar, day
+from tests.builders import Vevent, calendar, day, serving
 
 WINDOW = Window(day(-1), day(30))
 BODY = calendar(Vevent("a", "Call A", day(1)), Vevent("b", "Call B", day(2))).encode()
@@ -44,14 +44,8 @@ class Feed:
 @pytest.fixture
 async def served(session: aiohttp.ClientSession) -> AsyncIterator[tuple[Feed, IcsUrl]]:
     feed = Feed()
-    app = web.Application()
-    app.router.add_get("/cal.ics", feed.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    port = runner.addresses[0][1]
-    yield feed, IcsUrl("team", f"http://127.0.0.1:{port}/cal.ics?token=t", session, timeout=2)
-    await runner.cleanup()
+    async with serving(feed.handle) as base_url:
+        yield feed, IcsUrl("team", f"{base_url}/cal.ics?token=t", session, timeout=2)
 
 
 def keys(listing: object) -> list[str]:

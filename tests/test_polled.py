@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import pytest
 
@@ -26,14 +27,18 @@ class Clock:
         return self.now
 
 
-def polled() -> tuple[MemoryAdapter, Polled, Clock]:
-    side, clock = MemoryAdapter(), Clock()
+Side = TypeVar("Side", bound=MemoryAdapter)
+
+
+def polled(side: Side) -> tuple[Side, Polled, Clock]:
+    """`side` holding record "a", kept for a 10-minute poll on a clock the test moves."""
+    clock = Clock()
     side.put("a", EVENT)
     return side, Polled(side, timedelta(minutes=10), clock), clock
 
 
 async def test_a_listing_is_reused_until_the_poll_interval_has_passed():
-    side, cached, clock = polled()
+    side, cached, clock = polled(MemoryAdapter())
     await cached.list(WINDOW)
     side.put("b", EVENT)  # somebody else adds a record: not seen until the next poll
     clock.now = 539  # 90% of the poll: a route firing early by its jitter still reuses it
@@ -44,7 +49,7 @@ async def test_a_listing_is_reused_until_the_poll_interval_has_passed():
 
 
 async def test_syncds_own_writes_show_in_the_kept_listing():
-    side, cached, _ = polled()
+    side, cached, _ = polled(MemoryAdapter())
     [a] = (await cached.list(WINDOW)).records
     await cached.create("c", EVENT)
     await cached.update(a, replace(EVENT, title="Renamed"), frozenset({"title"}))
@@ -56,7 +61,7 @@ async def test_syncds_own_writes_show_in_the_kept_listing():
 
 
 async def test_routes_asking_at_once_share_one_fetch_and_expire_forces_a_new_one():
-    side, cached, _ = polled()
+    side, cached, _ = polled(MemoryAdapter())
     await asyncio.gather(*(cached.list(WINDOW) for _ in range(5)))
     assert side.listings == 1
     cached.expire()
@@ -65,7 +70,7 @@ async def test_routes_asking_at_once_share_one_fetch_and_expire_forces_a_new_one
 
 
 async def test_a_failed_create_drops_the_kept_listing_so_the_next_run_lists_again():
-    side, cached, _ = polled()
+    side, cached, _ = polled(MemoryAdapter())
     await cached.list(WINDOW)
     side.fail_writes = True
     with pytest.raises(Unavailable):
@@ -95,7 +100,7 @@ async def test_an_unchanged_side_listed_again_answers_the_very_listing_it_answer
     (and record objects) it gave before, so a route settled on it stays quiet and the
     views made of its records stay good; a change anywhere makes a new listing that
     still holds the unchanged record objects."""
-    side, cached, clock = polled()
+    side, cached, clock = polled(MemoryAdapter())
     side.put("b", EVENT)
     first = await cached.list(WINDOW)
     clock.now = 600
@@ -113,11 +118,8 @@ async def test_an_unchanged_side_listed_again_answers_the_very_listing_it_answer
 async def test_a_relisting_that_repeats_one_record_in_place_of_another_is_not_the_same():
     """The same number of records, each equal to one held before, yet one record is gone
     and another listed twice: it must read as a change, not as the listing before."""
-    side = Repeating()
-    side.put("a", EVENT)
+    side, cached, clock = polled(Repeating())
     side.put("b", replace(EVENT, title="Other"))
-    clock = Clock()
-    cached = Polled(side, timedelta(minutes=10), clock)
     first = await cached.list(WINDOW)
     side.glitch, clock.now = True, 600
     glitched = await cached.list(WINDOW)

@@ -16,24 +16,34 @@ from syncd.runner import RouteRunner
 from syncd.settings import RouteConfig
 from syncd.simulators.memory import MemoryAdapter
 from syncd.state import State
-from tests.builders import Vevent, calendar, day, write
+from tests.builders import REP, Vevent, calendar, day, write
 
 NOW = datetime(2027, 3, 1, tzinfo=UTC)
-REP = "rep@example.com"
-ROUTE = RouteConfig.model_validate({"calendar": "cal", "vendor": "v", "rep": {"email": REP}})
+
+
+def route_config(**settings: object) -> RouteConfig:
+    """The tests' route from calendar `cal` to vendor `v`, with `settings` over it."""
+    return RouteConfig.model_validate(
+        {"calendar": "cal", "vendor": "v", "rep": {"email": REP}, **settings}
+    )
+
+
+ROUTE = route_config()
+
+
+def file_route(tmp_path: Path, events: list[Vevent]) -> RouteRunner:
+    """A route from a calendar file listed afresh every run (a feed answering 304, a file
+    read again) to a memory vendor whose listing is kept as the daemon keeps it."""
+    path = write(tmp_path, "calendar.ics", calendar(*events))
+    calendar_side = Polled(IcsFile("cal", path), timedelta(0))
+    vendor = Polled(MemoryAdapter(), timedelta(hours=1))
+    return RouteRunner("r", ROUTE, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
 
 
 def route_runner(tmp_path: Path) -> tuple[RouteRunner, MemoryAdapter, Polled]:
-    calendar = MemoryAdapter(windowed=False)
-    for n in range(3):
-        start = NOW + timedelta(days=1, hours=n)
-        calendar.put(f"VEVENT:e{n}:-", Event(start, start + timedelta(hours=1), title=f"E{n}"))
-    kept_calendar = Polled(calendar, timedelta(hours=1))
-    vendor = Polled(MemoryAdapter(), timedelta(hours=1))
-    runner = RouteRunner(
-        "r", ROUTE, "cal", kept_calendar, vendor, State(tmp_path / "s.db"), clock=lambda: NOW
-    )
-    return runner, calendar, kept_calendar
+    """A route over three memory events: its runner, the calendar and its kept side."""
+    route = PolledRoute(tmp_path, MemoryAdapter(), timedelta(hours=1), events=3)
+    return route.runner, route.calendar, route.kept_calendar
 
 
 class PolledRoute:
@@ -52,17 +62,15 @@ class PolledRoute:
         self.calendar = MemoryAdapter(windowed=False)
         for n in range(events):
             start = NOW + timedelta(days=1, hours=n)
-            self.calendar.put(f"VEVENT:e{n}:-", Event(start, start + timedelta(hours=1), title="E"))
+            event = Event(start, start + timedelta(hours=1), title=f"E{n}")
+            self.calendar.put(f"VEVENT:e{n}:-", event)
         self.vendor = vendor
-        sides = (
-            Polled(self.calendar, calendar_poll, clock=lambda: self.clock),
-            Polled(vendor, timedelta(minutes=10), clock=lambda: self.clock),
+        self.kept_calendar = Polled(self.calendar, calendar_poll, clock=lambda: self.clock)
+        kept_vendor = Polled(vendor, timedelta(minutes=10), clock=lambda: self.clock)
+        route, state = route_config(direction=direction), State(tmp_path / "s.db")
+        self.runner = RouteRunner(
+            "r", route, "cal", self.kept_calendar, kept_vendor, state, clock=lambda: NOW
         )
-        route = RouteConfig.model_validate(
-            {"calendar": "cal", "vendor": "v", "direction": direction, "rep": {"email": REP}}
-        )
-        state = State(tmp_path / "s.db")
-        self.runner = RouteRunner("r", route, "cal", *sides, state, clock=lambda: NOW)
 
 
 async def test_an_unchanged_route_skips_planning_until_something_changes(tmp_path):
@@ -157,12 +165,7 @@ async def test_a_first_sync_is_followed_by_a_quiet_run_while_the_calendar_is_unc
     """The calendar is listed again every run (a feed answering 304, a file read again):
     the same kept listing comes back, and the vendor's kept listing holds the creates,
     so the run after a first sync plans nothing instead of comparing every link."""
-    path = write(
-        tmp_path, "calendar.ics", calendar(*(Vevent(f"e{n}", "Call", day(1 + n)) for n in range(5)))
-    )
-    calendar_side = Polled(IcsFile("cal", path), timedelta(0))  # listed afresh every run
-    vendor = Polled(MemoryAdapter(), timedelta(hours=1))
-    runner = RouteRunner("r", ROUTE, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
+    runner = file_route(tmp_path, [Vevent(f"e{n}", "Call", day(1 + n)) for n in range(5)])
     first = await runner.run()
     await runner.run()
     assert first.counts["created"] == 5 and runner.plans == 1
@@ -172,10 +175,7 @@ async def test_views_outlive_quiet_runs(tmp_path):
     """A quiet run aged the kept views without using any: the next change re-made the
     view of every record (1.7 s instead of 0.9 s for 1% of a 10,000-event feed)."""
     events = [Vevent(f"e{n}", f"Call {n}", day(1 + n)) for n in range(4)]
-    path = write(tmp_path, "calendar.ics", calendar(*events))
-    calendar_side = Polled(IcsFile("cal", path), timedelta(0))
-    vendor = Polled(MemoryAdapter(), timedelta(hours=1))
-    runner = RouteRunner("r", ROUTE, "cal", calendar_side, vendor, State(tmp_path / "s.db"))
+    runner = file_route(tmp_path, events)
     await runner.run()
     await runner.run()  # quiet
     await runner.run()  # quiet
@@ -211,17 +211,12 @@ async def test_routes_sharing_a_calendar_do_not_settle_on_each_others_writes(tmp
     import, which its plan never saw: the next run was quiet and never carried it."""
 
     def both(vendor: str) -> RouteConfig:
-        return RouteConfig.model_validate(
-            {"calendar": "cal", "vendor": vendor, "direction": "both", "import_new": True,
-             "rep": {"email": "rep@example.com"}}
-        )  # fmt: skip
+        return route_config(vendor=vendor, direction="both", import_new=True)
 
     def booked(title: str, hours: int) -> Event:
         start = NOW + timedelta(days=1, hours=hours)
         client = Person("c@client.test", "C")
-        return Event(
-            start, start + timedelta(hours=1), title, owner="rep@example.com", contact=client
-        )
+        return Event(start, start + timedelta(hours=1), title, owner=REP, contact=client)
 
     calendar = MemoryAdapter(windowed=False)
     shared, state = Polled(calendar, timedelta(hours=1)), State(tmp_path / "s.db")

@@ -13,6 +13,7 @@ from syncd.model import Link
 from syncd.state import LinkRow, State
 
 ROUTE = "r"
+DAY_ONE, DAY_TWO = "2026-11-01T09:00:00+00:00", "2026-11-02T09:00:00+00:00"
 
 
 def _row(cal_key: str, vendor_key: str, origin: str = "created", title: str = "Call") -> LinkRow:
@@ -32,30 +33,41 @@ def test_a_new_link_says_how_it_was_made_and_is_linked_when_synced(tmp_path: Pat
     assert stored["a"]["linked_at"] == stored["a"]["synced_at"]
 
 
-def test_a_link_written_again_keeps_when_and_how_it_was_first_made(tmp_path: Path) -> None:
+def at(monkeypatch: pytest.MonkeyPatch, moment: str) -> None:
+    """The state's clock stands at `moment` (two writes in one clock tick look alike)."""
+    monkeypatch.setattr("syncd.state.utc_now", lambda: moment)
+
+
+def test_a_link_written_again_keeps_when_and_how_it_was_first_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = State(tmp_path / "state.db")
+    at(monkeypatch, DAY_ONE)
     state.record_links(ROUTE, [(_row("a", "va", origin="imported"), "")])
-    first = _stored(state)["a"]
+    at(monkeypatch, DAY_TWO)
     state.record_links(ROUTE, [(_row("a", "va", origin="", title="Call, moved"), "a")])
     again = _stored(state)["a"]
-    assert (again["origin"], again["linked_at"], again["title"]) == (
+    assert (again["origin"], again["linked_at"], again["synced_at"], again["title"]) == (
         "imported",
-        first["linked_at"],
+        DAY_ONE,
+        DAY_TWO,
         "Call, moved",
     )
-    assert again["synced_at"] > first["synced_at"]
     state.record_links(ROUTE, [(_row("a", "va", origin="adopted"), "a")])
     assert _stored(state)["a"]["origin"] == "adopted"  # a row that says how: it counts
 
 
-def test_a_rekeyed_link_keeps_when_and_how_it_was_made_under_its_new_key(tmp_path: Path) -> None:
+def test_a_rekeyed_link_keeps_when_and_how_it_was_made_under_its_new_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     state = State(tmp_path / "state.db")
+    at(monkeypatch, DAY_ONE)
     state.record_links(ROUTE, [(_row("old", "va", origin="imported"), "")])
-    first = _stored(state)["old"]
+    at(monkeypatch, DAY_TWO)
     state.record_links(ROUTE, [(_row("new", "va", origin=""), "old")])
     stored = _stored(state)
     assert set(stored) == {"new"}
-    assert (stored["new"]["origin"], stored["new"]["linked_at"]) == ("imported", first["linked_at"])
+    assert (stored["new"]["origin"], stored["new"]["linked_at"]) == ("imported", DAY_ONE)
 
 
 def test_a_batch_of_links_clears_only_its_own_settled_rows(tmp_path: Path) -> None:
