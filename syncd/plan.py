@@ -412,7 +412,7 @@ def _orphans(inputs: Inputs) -> Iterator[tuple[str, str, str]]:
         mine = item.ours and item.in_window and carried.startswith(prefix)
         if mine and key not in linked and key not in partners:
             uid, _, rid = carried[len(prefix) :].rpartition(":")
-            if uid and _RID.fullmatch(rid):
+            if carries_occurrence(uid, rid):
                 yield uid, rid, key
 
 
@@ -426,6 +426,14 @@ def _fresh_by_uid(inputs: Inputs) -> dict[str, list[Item]]:
 
 
 _RID = re.compile(r"\d{8}(T\d{6}[ZL])?")
+
+
+def carries_occurrence(uid: str, rid: str) -> bool:
+    """Whether `<uid>:<rid>`, split at its last colon, reads as an occurrence of a series
+    (how a vendor key or marker of ours names one)."""
+    return bool(uid) and _RID.fullmatch(rid) is not None
+
+
 MAX_SHIFT = timedelta(days=7)
 
 

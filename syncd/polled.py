@@ -152,7 +152,7 @@ class Polled:
 
 def _reused(fresh: Listing, last: Listing | None) -> Listing:
     """A new listing that holds the very record objects of the last one wherever they are
-    equal, so the views a runner keeps per record stay good; the last listing itself
+    equal (an unchanged record is not held twice); the last listing itself
     when nothing at all differs, so a route settled on it stays quiet (a vendor polled
     again, unchanged, costs a comparison instead of a plan over every record)."""
     if last is None:

@@ -1,10 +1,11 @@
 """One route run: list both sides, plan, guard, apply, record.
 
-`RouteRunner.run` is what `syncd sync`, `syncd plan` and the daemon call. It turns
-the two listings into the plan's `Side`s (route rules, projection, fingerprints),
-confirms absences the way each side allows, asks the pure plan what to do, holds
-mass deletions back, and hands the rest to `apply`. A listing that fails fails the
-run: nothing is planned, so nothing is deleted.
+`RouteRunner.run` is what `syncd sync`, `syncd plan` and the daemon call. It leaves
+out the calendar UIDs that planned nothing last time and have not changed since
+(`partition`), turns the rest of the two listings into the plan's `Side`s (route rules,
+projection, fingerprints), confirms absences the way each side allows, asks the pure
+plan what to do, holds mass deletions back, and hands the rest to `apply`. A listing
+that fails fails the run: nothing is planned, so nothing is deleted.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from syncd.model import (
     fingerprint,
     vendor_key,
 )
+from syncd.partition import Scope, Settled, Split, calendar_uid
 from syncd.plan import (
     CANNOT_DELETE,
     DELETED_BY_SYNCD,
@@ -48,7 +50,6 @@ from syncd.retry import RetryPolicy, with_retries
 from syncd.settings import RouteConfig
 from syncd.settle import Settling
 from syncd.state import State
-from syncd.views import Views
 
 log = logging.getLogger("syncd.runner")
 REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
@@ -85,7 +86,7 @@ class RouteRunner:
     vendor_kind: str = ""  # recorded with the route's options after each run
     plans: int = field(default=0, init=False)  # how many times this runner planned
     _waiting: bool = field(default=False, init=False, repr=False)  # see `_inputs`
-    _views: Views = field(default_factory=Views, init=False, repr=False)
+    settled: Settled = field(default_factory=Settled, init=False, repr=False)  # UIDs left out
     _last_window: Window = field(init=False, repr=False)
     _raced: frozenset[str] = field(default=frozenset(), init=False, repr=False)
     _fresh: dict[str, bool] = field(default_factory=dict, init=False, repr=False)
@@ -146,15 +147,19 @@ class RouteRunner:
             cal_listing, ven_listing = await self._list_both(window)
             if not (dry_run or release) and self._settling.quiet(cal_listing, ven_listing):
                 return RunReport(self.route_id, "ok")
-            self._views.next_run()  # only runs that plan age the views: quiet ones use none
-            links = self.state.links(self.route_id)
-            inputs, problems = await self._inputs(window, cal_listing, ven_listing, links)
+            links, tombstones = self.state.links(self.route_id), self._tombstones()
+            scope = self._scope(window, (cal_listing, ven_listing), links, tombstones)
+            inputs, no_owner = await self._inputs(window, scope, tombstones)
         except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing
             return RunReport(
                 self.route_id, "failed", error=failure_text(exc), retry_after=_pause(exc)
             )
         ops = plan_route(inputs)
         self.plans += 1
+        problems = (*cal_listing.problems, *no_owner, *ven_listing.problems)
+        named = scope.split.problem_uids((*cal_listing.problems, *no_owner), ven_listing.problems)
+        if not dry_run:  # a UID whose plan is empty now plans nothing until it changes
+            self.settled.settle(scope, ops, named)
         ops, held = self._guard(ops, len(links), release)
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
@@ -168,7 +173,20 @@ class RouteRunner:
         else:
             sides = (self.calendar, self.vendor)
             self._settling.settle((cal_listing, ven_listing), sides, ops, report.counts)
+            self._settle_written(window, ops, named)
         return report
+
+    def _settle_written(self, window: Window, ops: tuple[Op, ...], named: set[str]) -> None:
+        """When the route settled on listings holding this run's writes, the UIDs written
+        settle on them too, with the links and tombstones the writes recorded."""
+        settled = self._settling.last
+        written = {calendar_uid(op.cal_key) for op in ops} - named
+        if settled is None or not written:
+            return
+        listings = (settled.calendar, settled.vendor)
+        links, tombstones = self.state.links(self.route_id), self._tombstones()
+        split = Split(self.calendar_id, listings, links, tombstones)
+        self.settled.settle_written(split, window, _context(listings), written)
 
     async def _list_both(self, window: Window) -> tuple[Listing, Listing]:
         cal, ven = await asyncio.gather(
@@ -183,10 +201,24 @@ class RouteRunner:
 
     # --- building the plan's inputs ---------------------------------------------------
 
+    def _scope(
+        self,
+        window: Window,
+        listings: tuple[Listing, Listing],
+        links: tuple[Link, ...],
+        tombstones: frozenset[tuple[SideName, str]],
+    ) -> Scope:
+        """The records and links of the UIDs this run plans: those not settled (see
+        `partition`)."""
+        split = Split(self.calendar_id, listings, links, tombstones)
+        named = split.problem_uids(listings[0].problems, listings[1].problems)
+        return self.settled.scope(split, window, _context(listings), named)
+
     async def _inputs(
-        self, window: Window, cal: Listing, ven: Listing, links: tuple[Link, ...]
-    ) -> tuple[Inputs, tuple[Problem, ...]]:
-        """The plan's inputs, and every item this run could not read or judge."""
+        self, window: Window, scope: Scope, tombstones: frozenset[tuple[SideName, str]]
+    ) -> tuple[Inputs, list[Problem]]:
+        """The plan's inputs, and the calendar items the route's rules could not judge."""
+        cal, ven, links = scope.calendar, scope.vendor, scope.links
         listed = {r.key for r in ven.records} | {r.marker for r in ven.records if r.marker}
         cal_items, dropped, unsure, no_owner = self._calendar_items(cal, window, links, listed)
         ven_items = {r.key: self.vendor_item(r, window) for r in ven.records}
@@ -226,10 +258,10 @@ class RouteRunner:
             window=window,
             policy=self._policy(),
             calendar_id=self.calendar_id,
-            tombstones=self._tombstones(),
+            tombstones=tombstones,
             fields=self.fields,
         )
-        return inputs, (*cal.problems, *no_owner, *ven.problems)
+        return inputs, no_owner
 
     def _policy(self) -> Policy:
         route = self.route
@@ -333,9 +365,6 @@ class RouteRunner:
 
     def calendar_item(self, record: Record, window: Window) -> Item | None:
         """The plan's view of a calendar record, or None when the route leaves it out."""
-        return self._views.view(record, window, self._calendar_item)
-
-    def _calendar_item(self, record: Record, window: Window) -> Item | None:
         event = routing.bind(record.event, self.route.rep)
         domain = routing.rep_domain(event.owner, self.route.rep)
         if routing.skip_reason(event, self.route.filter, domain):
@@ -355,15 +384,6 @@ class RouteRunner:
     def vendor_item(self, record: Record, window: Window, like: Item | None = None) -> Item:
         """The plan's view of a vendor record; `like`, the calendar item it was written
         from, lends its fingerprint when the vendor echoed its view exactly."""
-
-        def make(record: Record, window: Window) -> Item:
-            return self._vendor_item(record, window, like)
-
-        item = self._views.view(record, window, make if like else self._vendor_item)
-        assert item is not None
-        return item
-
-    def _vendor_item(self, record: Record, window: Window, like: Item | None = None) -> Item:
         view = self.calendar.project(record.event)
         ours = (record.marker or record.key).startswith(f"{self.calendar_id}:")
         echo = like is not None and like.view == view  # most read-backs of our writes
@@ -511,6 +531,12 @@ def _gc_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+def _context(listings: tuple[Listing, Listing]) -> tuple[bool, bool]:
+    """What every UID's plan reads besides its own records and links: whether each
+    side's listing is whole (an absence counts only then)."""
+    return listings[0].complete, listings[1].complete
 
 
 def _summed(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:

@@ -97,9 +97,8 @@ class Repeating(MemoryAdapter):
 
 async def test_an_unchanged_side_listed_again_answers_the_very_listing_it_answered():
     """Listed again after its poll, a side that changed nothing gives back the listing
-    (and record objects) it gave before, so a route settled on it stays quiet and the
-    views made of its records stay good; a change anywhere makes a new listing that
-    still holds the unchanged record objects."""
+    (and record objects) it gave before, so a route settled on it stays quiet; a change
+    anywhere makes a new listing that still holds the unchanged record objects."""
     side, cached, clock = polled(MemoryAdapter())
     side.put("b", EVENT)
     first = await cached.list(WINDOW)

@@ -1,0 +1,232 @@
+"""Planning only the calendar UIDs that changed since their plan last came out empty.
+
+The plan pairs keys only within one calendar UID: a link joins two keys of one
+occurrence, a calendar event partners the vendor key made from its own, re-keyed
+series and orphans pair by the UID a vendor key or marker carries, and an import pairs
+with the key made from the vendor's. So the plan of a route is the plans of its UIDs
+side by side, and since the plan is a pure function, a UID whose records on both
+sides, links and window flags are what they were when its plan last came out empty
+plans nothing again. The runner builds no views for such a UID and leaves it out of
+the plan: a re-sync costs the UIDs that changed, in time and in memory, not the whole
+calendar.
+
+A UID is called *settled* only when nothing about it waits on a later look: every link
+has both its records listed, none is marked missing, and no problem names it. A
+record no UID can be found for (a hashed vendor key with no link) is planned every
+run. Signatures are Python hashes of the records, which live only as long as the
+process: a restart, a reload or a full resync plans every UID once.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from syncd.model import Link, Listing, OccurrenceKey, Problem, Record, Window, vendor_key
+from syncd.plan import Op, carries_occurrence, imported_key
+
+UNKNOWN = ""
+"""The partition of records no UID can be found for: planned every run."""
+
+
+def calendar_uid(cal_key: str) -> str:
+    """The UID of an occurrence key (`VEVENT:<uid>:<rid>`; the uid may hold colons)."""
+    return cal_key.partition(":")[2].rpartition(":")[0]
+
+
+@dataclass
+class Partitioner:
+    """Which UID each record of one run belongs to, on either side."""
+
+    calendar_id: str
+    links: tuple[Link, ...]
+    calendar: Listing
+
+    @cached_property
+    def _linked(self) -> dict[str, str]:
+        """vendor key -> UID of its link's calendar key."""
+        return {link.vendor_key: calendar_uid(link.cal_key) for link in self.links}
+
+    @cached_property
+    def _chosen(self) -> dict[str, str]:
+        """The vendor key syncd chooses for each listed or linked calendar key -> its UID
+        (made only when a vendor record has no link: after a first sync, none)."""
+        keys = [record.key for record in self.calendar.records]
+        keys += [link.cal_key for link in self.links]
+        chosen = (vendor_key(OccurrenceKey.parse(self.calendar_id, key)) for key in keys)
+        return {vendor: calendar_uid(key) for vendor, key in zip(chosen, keys, strict=True)}
+
+    def linked_uid(self, vendor_key: str) -> str | None:
+        """The UID of the link that holds a vendor key, if one does."""
+        return self._linked.get(vendor_key)
+
+    def vendor_uid(self, key: str, marker: str = "") -> str:
+        """The UID whose plan a vendor record (its key, the marker it carries) takes
+        part in."""
+        found = self.linked_uid(key)
+        if found is not None:
+            return found
+        carried = marker or key
+        prefix = f"{self.calendar_id}:"
+        if not carried.startswith(prefix):  # a record born at the vendor: its import's UID
+            return calendar_uid(imported_key(self.calendar_id, key))
+        found = self._chosen.get(key) or self._chosen.get(carried)
+        return found if found is not None else _carried_uid(carried[len(prefix) :])
+
+
+def _carried_uid(rest: str) -> str:
+    """The UID a key of ours names when no listed event or link chose it: read the way
+    the plan reads an orphan's (`<uid>:<rid>`), else unknown."""
+    uid, _, rid = rest.rpartition(":")
+    return uid if carries_occurrence(uid, rid) else UNKNOWN
+
+
+class Split:
+    """One run's records, links and tombstones by UID, and what each UID's plan reads."""
+
+    def __init__(
+        self,
+        calendar_id: str,
+        listings: tuple[Listing, Listing],
+        links: tuple[Link, ...],
+        tombstones: Iterable[tuple[str, str]],
+    ) -> None:
+        cal, ven = listings
+        self.listings = listings
+        self.all_links = links
+        self.partitioner = Partitioner(calendar_id, links, cal)
+        self.calendar: dict[str, list[Record]] = defaultdict(list)
+        self.vendor: dict[str, list[Record]] = defaultdict(list)
+        self.links: dict[str, list[Link]] = defaultdict(list)
+        self.tombstones: dict[str, set[tuple[str, str]]] = defaultdict(set)
+        for record in cal.records:
+            self.calendar[calendar_uid(record.key)].append(record)
+        for record in ven.records:
+            self.vendor[self.partitioner.vendor_uid(record.key, record.marker)].append(record)
+        for link in links:
+            self.links[calendar_uid(link.cal_key)].append(link)
+        for side, key in tombstones:
+            uid = calendar_uid(key) if side == "calendar" else self.partitioner.vendor_uid(key)
+            self.tombstones[uid].add((side, key))
+
+    def uids(self) -> set[str]:
+        """Every UID with a record or a link."""
+        return self.calendar.keys() | self.vendor.keys() | self.links.keys()
+
+    def waiting(self, uid: str) -> bool:
+        """Whether the UID's plan waits on a later look: a link without both records
+        listed (its absence unconfirmed, or a get that failed), or marked missing."""
+        calendar = {record.key for record in self.calendar.get(uid, ())}
+        vendor = {record.key for record in self.vendor.get(uid, ())}
+        return any(
+            link.missing or link.cal_key not in calendar or link.vendor_key not in vendor
+            for link in self.links.get(uid, ())
+        )
+
+    def signature(self, uid: str, window: Window) -> int:
+        """A hash of everything the UID's plan reads that can change between runs."""
+        return hash(
+            (
+                frozenset(_token(record, window) for record in self.calendar.get(uid, ())),
+                frozenset(_token(record, window) for record in self.vendor.get(uid, ())),
+                frozenset((link, _anchored(link, window)) for link in self.links.get(uid, ())),
+                frozenset(self.tombstones.get(uid, ())),
+            )
+        )
+
+    def problem_uids(self, calendar: Iterable[Problem], vendor: Iterable[Problem]) -> set[str]:
+        """The UIDs problems are about: a calendar's names a UID or an occurrence key, a
+        vendor's a record key (one that no link holds has no plan to wait on)."""
+        found = {_problem_uid(problem.key) for problem in calendar}
+        for problem in vendor:
+            found.add(self.partitioner.linked_uid(problem.key) or UNKNOWN)
+        return found
+
+
+def _problem_uid(key: str) -> str:
+    return calendar_uid(key) if key.count(":") >= 2 else key
+
+
+def _token(record: Record, window: Window) -> tuple[int, bool, bool]:
+    """A record as its UID's signature holds it: its content, and the two window
+    questions the plan asks of it (inside by either start; actual start inside)."""
+    return hash(record), record.in_window(window), window.holds(record.event.start)
+
+
+def _anchored(link: Link, window: Window) -> bool:
+    return link.anchor is None or window.holds(link.anchor)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one run plans: the records and links of the UIDs not settled, and the
+    signature each of those UIDs has this run."""
+
+    calendar: Listing
+    vendor: Listing
+    links: tuple[Link, ...]
+    signatures: Mapping[str, int]
+    split: Split
+
+
+@dataclass
+class Settled:
+    """A route's UIDs whose plan came out empty, each with the signature it had then."""
+
+    signatures: dict[str, int] = field(default_factory=dict)
+
+    def scope(self, split: Split, window: Window, context: Hashable, problems: set[str]) -> Scope:
+        """The UIDs to plan this run: every one whose signature differs from its settled
+        one, and every one a listing problem names. `context` is what every UID's plan
+        reads besides its own records (the tombstones, the sides' completeness)."""
+        planned = {}
+        for uid in split.uids() | problems:
+            signature = hash((split.signature(uid, window), context))
+            if uid == UNKNOWN or uid in problems or self.signatures.get(uid) != signature:
+                planned[uid] = signature
+        cal, ven = split.listings
+        return Scope(
+            _restricted(cal, split.calendar, planned.keys()),
+            _restricted(ven, split.vendor, planned.keys()),
+            tuple(link for link in split.all_links if calendar_uid(link.cal_key) in planned),
+            planned,
+            split,
+        )
+
+    def settle(self, scope: Scope, ops: Iterable[Op], problems: Iterable[str]) -> None:
+        """After a plan: the planned UIDs that planned nothing and wait on nothing are
+        settled; the others (with ops, or named by `problems`) are not."""
+        busy = {calendar_uid(op.cal_key) for op in ops} | set(problems)
+        split = scope.split
+        for uid, signature in scope.signatures.items():
+            if uid in busy or uid == UNKNOWN or split.waiting(uid):
+                self.signatures.pop(uid, None)
+            else:
+                self.signatures[uid] = signature
+        for uid in self.signatures.keys() - split.uids():
+            del self.signatures[uid]
+
+    def settle_written(
+        self, split: Split, window: Window, context: Hashable, uids: Iterable[str]
+    ) -> None:
+        """Settle UIDs whose every op went through on the listings that hold those writes
+        and the links recorded for them (`split`): planning them again finds nothing to
+        do, as for a whole route in `settle.Settling.settle`."""
+        for uid in uids:
+            if uid != UNKNOWN and not split.waiting(uid):
+                self.signatures[uid] = hash((split.signature(uid, window), context))
+
+    def forget(self) -> None:
+        """Plan every UID on the next run."""
+        self.signatures.clear()
+
+
+def _restricted(
+    listing: Listing, records: Mapping[str, list[Record]], uids: Iterable[str]
+) -> Listing:
+    """The listing with only the records of `uids`, in the listing's own order."""
+    kept = {id(record) for uid in uids for record in records.get(uid, ())}
+    chosen = tuple(record for record in listing.records if id(record) in kept)
+    return Listing(chosen, listing.problems, listing.complete)
