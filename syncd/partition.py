@@ -5,8 +5,8 @@ occurrence, a calendar event partners the vendor key made from its own, re-keyed
 series and orphans pair by the UID a vendor key or marker carries, and an import pairs
 with the key made from the vendor's. So the plan of a route is the plans of its UIDs
 side by side, and since the plan is a pure function, a UID whose records on both
-sides, links and window flags are what they were when its plan last came out empty
-plans nothing again. The runner builds no views for such a UID and leaves it out of
+sides, links, tombstones and window flags are what they were when its plan last came
+out empty plans nothing again. The runner builds no views for such a UID and leaves it out of
 the plan: a re-sync costs the UIDs that changed, in time and in memory, not the whole
 calendar.
 
@@ -14,7 +14,7 @@ A UID is called *settled* only when nothing about it waits on a later look: ever
 has both its records listed, none is marked missing, and no problem names it. A
 record no UID can be found for (a hashed vendor key with no link) is planned every
 run. Signatures are Python hashes of the records, which live only as long as the
-process: a restart, a reload or a full resync plans every UID once.
+process: a restart or a reload (new runners) plans every UID once.
 """
 
 from __future__ import annotations
@@ -139,13 +139,14 @@ class Split:
     def problem_uids(self, calendar: Iterable[Problem], vendor: Iterable[Problem]) -> set[str]:
         """The UIDs problems are about: a calendar's names a UID or an occurrence key, a
         vendor's a record key (one that no link holds has no plan to wait on)."""
-        found = {_problem_uid(problem.key) for problem in calendar}
+        found = {problem_uid(problem.key) for problem in calendar}
         for problem in vendor:
             found.add(self.partitioner.linked_uid(problem.key) or UNKNOWN)
         return found
 
 
-def _problem_uid(key: str) -> str:
+def problem_uid(key: str) -> str:
+    """The UID a calendar problem is about (its key is an occurrence key or a bare UID)."""
     return calendar_uid(key) if key.count(":") >= 2 else key
 
 
@@ -169,6 +170,7 @@ class Scope:
     links: tuple[Link, ...]
     signatures: Mapping[str, int]
     split: Split
+    problems: frozenset[str]  # the UIDs the listings' problems name
 
 
 @dataclass
@@ -180,7 +182,7 @@ class Settled:
     def scope(self, split: Split, window: Window, context: Hashable, problems: set[str]) -> Scope:
         """The UIDs to plan this run: every one whose signature differs from its settled
         one, and every one a listing problem names. `context` is what every UID's plan
-        reads besides its own records (the tombstones, the sides' completeness)."""
+        reads besides its own records, links and tombstones (the sides' completeness)."""
         planned = {}
         for uid in split.uids() | problems:
             signature = hash((split.signature(uid, window), context))
@@ -193,6 +195,7 @@ class Settled:
             tuple(link for link in split.all_links if calendar_uid(link.cal_key) in planned),
             planned,
             split,
+            frozenset(problems),
         )
 
     def settle(self, scope: Scope, ops: Iterable[Op], problems: Iterable[str]) -> None:
@@ -217,10 +220,6 @@ class Settled:
         for uid in uids:
             if uid != UNKNOWN and not split.waiting(uid):
                 self.signatures[uid] = hash((split.signature(uid, window), context))
-
-    def forget(self) -> None:
-        """Plan every UID on the next run."""
-        self.signatures.clear()
 
 
 def _restricted(

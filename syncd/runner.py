@@ -33,7 +33,7 @@ from syncd.model import (
     fingerprint,
     vendor_key,
 )
-from syncd.partition import Scope, Settled, Split, calendar_uid
+from syncd.partition import Scope, Settled, Split, calendar_uid, problem_uid
 from syncd.plan import (
     CANNOT_DELETE,
     DELETED_BY_SYNCD,
@@ -157,7 +157,7 @@ class RouteRunner:
         ops = plan_route(inputs)
         self.plans += 1
         problems = (*cal_listing.problems, *no_owner, *ven_listing.problems)
-        named = scope.split.problem_uids((*cal_listing.problems, *no_owner), ven_listing.problems)
+        named = scope.problems | {calendar_uid(problem.key) for problem in no_owner}
         if not dry_run:  # a UID whose plan is empty now plans nothing until it changes
             self.settled.settle(scope, ops, named)
         ops, held = self._guard(ops, len(links), release)
@@ -176,7 +176,7 @@ class RouteRunner:
             self._settle_written(window, ops, named)
         return report
 
-    def _settle_written(self, window: Window, ops: tuple[Op, ...], named: set[str]) -> None:
+    def _settle_written(self, window: Window, ops: tuple[Op, ...], named: frozenset[str]) -> None:
         """When the route settled on listings holding this run's writes, the UIDs written
         settle on them too, with the links and tombstones the writes recorded."""
         settled = self._settling.last
@@ -230,7 +230,7 @@ class RouteRunner:
         # decided by a later look at the side, even one that finds the same listing.
         self._waiting = bool(ven_unknown) or any(link.missing for link in links)
         cal_items = self._partners_by_marker(cal_items, ven_items, links)
-        quarantined = unsure | {_problem_uid(p) for p in cal.problems}
+        quarantined = unsure | {problem_uid(p.key) for p in cal.problems}
         cal_absent = dropped  # an incomplete listing's gaps prove nothing
         if cal.complete:
             cal_absent |= self._calendar_absent(window, cal_items, links, quarantined)
@@ -296,7 +296,7 @@ class RouteRunner:
                 item = self.calendar_item(record, window)
             except routing.NoOwner as exc:
                 problems.append(Problem(record.key, str(exc)))
-                unsure.add(OccurrenceKey.parse("", record.key).uid)
+                unsure.add(calendar_uid(record.key))
                 continue
             if item is None:
                 dropped.add(record.key)
@@ -404,7 +404,7 @@ class RouteRunner:
                 for link in links
                 if link.cal_key not in items
                 and _anchored(link, window)
-                and OccurrenceKey.parse("", link.cal_key).uid not in quarantined
+                and calendar_uid(link.cal_key) not in quarantined
             }
         if not self._fresh.get("calendar", True):
             return set()  # the same listing again is no second look
@@ -577,13 +577,6 @@ def failure_text(exc: AdapterError) -> str:
     if isinstance(exc, AuthFailed):
         return f"credentials refused (check this side's keys or password in the config): {exc}"
     return str(exc)
-
-
-def _problem_uid(problem: Problem) -> str:
-    """The UID a calendar problem is about (its key is an occurrence key or a bare UID)."""
-    if problem.key.count(":") >= 2:
-        return OccurrenceKey.parse("", problem.key).uid
-    return problem.key
 
 
 def _anchored(link: Link, window: Window) -> bool:
