@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Literal
@@ -122,6 +122,12 @@ class OccurrenceKey:
         return cls(calendar, uid, rid, component)
 
 
+def calendar_uid(cal_key: str) -> str:
+    """The UID of an occurrence key (`VEVENT:<uid>:<rid>`; the uid may hold colons),
+    without building an `OccurrenceKey`."""
+    return cal_key.partition(":")[2].rpartition(":")[0]
+
+
 _URL_SAFE = re.compile(r"[A-Za-z0-9._~:@-]+")
 VENDOR_KEY_MAX = 128
 
@@ -204,7 +210,7 @@ Absence = Literal["authoritative", "get", "relist"]
 class Listing:
     """What one listing of a side returned: records, problems, and whether it is whole."""
 
-    records: tuple[Record, ...]
+    records: Sequence[Record]  # a tuple, or a calendar's packed groups (`syncd.packed`)
     problems: tuple[Problem, ...] = ()
     complete: bool = True
 

@@ -20,20 +20,25 @@ process: a restart or a reload (new runners) plans every UID once.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from syncd.model import Link, Listing, OccurrenceKey, Problem, Record, Window, vendor_key
+from syncd.model import (
+    Link,
+    Listing,
+    OccurrenceKey,
+    Problem,
+    Record,
+    Window,
+    calendar_uid,
+    vendor_key,
+)
+from syncd.packed import GroupedRecords
 from syncd.plan import Op, carries_occurrence, imported_key
 
 UNKNOWN = ""
 """The partition of records no UID can be found for: planned every run."""
-
-
-def calendar_uid(cal_key: str) -> str:
-    """The UID of an occurrence key (`VEVENT:<uid>:<rid>`; the uid may hold colons)."""
-    return cal_key.partition(":")[2].rpartition(":")[0]
 
 
 @dataclass
@@ -53,10 +58,22 @@ class Partitioner:
     def _chosen(self) -> dict[str, str]:
         """The vendor key syncd chooses for each listed or linked calendar key -> its UID
         (made only when a vendor record has no link: after a first sync, none)."""
-        keys = [record.key for record in self.calendar.records]
-        keys += [link.cal_key for link in self.links]
+        keys = [*self._calendar_keys(), *(link.cal_key for link in self.links)]
         chosen = (vendor_key(OccurrenceKey.parse(self.calendar_id, key)) for key in keys)
         return {vendor: calendar_uid(key) for vendor, key in zip(chosen, keys, strict=True)}
+
+    def _calendar_keys(self) -> Iterator[str]:
+        """The listed calendar keys; of packed groups, without decoding them, each UID's
+        single-event key, and the keys of the few groups whose occurrence keys may be
+        hashed (an unhashed one reads back as its UID and rid: `_carried_uid`)."""
+        records = self.calendar.records
+        if not isinstance(records, GroupedRecords):
+            yield from (record.key for record in records)
+            return
+        for uid in records.uids():
+            yield OccurrenceKey(self.calendar_id, uid).text
+            if _may_hash(self.calendar_id, uid):
+                yield from (record.key for record in records.group(uid))
 
     def linked_uid(self, vendor_key: str) -> str | None:
         """The UID of the link that holds a vendor key, if one does."""
@@ -74,6 +91,15 @@ class Partitioner:
             return calendar_uid(imported_key(self.calendar_id, key))
         found = self._chosen.get(key) or self._chosen.get(carried)
         return found if found is not None else _carried_uid(carried[len(prefix) :])
+
+
+_LONGEST_RID = "20270301T090000Z"  # rids are dates or times in this form (`model.Rid`)
+
+
+def _may_hash(calendar_id: str, uid: str) -> bool:
+    """Whether an occurrence key of the UID may become a hashed vendor key."""
+    probe = vendor_key(OccurrenceKey(calendar_id, uid, _LONGEST_RID))
+    return probe.startswith(f"{calendar_id}:h:")
 
 
 def _carried_uid(rest: str) -> str:
@@ -97,12 +123,16 @@ class Split:
         self.listings = listings
         self.all_links = links
         self.partitioner = Partitioner(calendar_id, links, cal)
-        self.calendar: dict[str, list[Record]] = defaultdict(list)
+        self.packed = cal.records if isinstance(cal.records, GroupedRecords) else None
+        self.calendar: dict[str, Sequence[Record]] = {}  # packed: the groups decoded so far
         self.vendor: dict[str, list[Record]] = defaultdict(list)
         self.links: dict[str, list[Link]] = defaultdict(list)
         self.tombstones: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        for record in cal.records:
-            self.calendar[calendar_uid(record.key)].append(record)
+        if self.packed is None:
+            by_uid: dict[str, list[Record]] = defaultdict(list)
+            for record in cal.records:
+                by_uid[calendar_uid(record.key)].append(record)
+            self.calendar.update(by_uid)
         for record in ven.records:
             self.vendor[self.partitioner.vendor_uid(record.key, record.marker)].append(record)
         for link in links:
@@ -112,29 +142,49 @@ class Split:
             self.tombstones[uid].add((side, key))
 
     def uids(self) -> set[str]:
-        """Every UID with a record or a link."""
-        return self.calendar.keys() | self.vendor.keys() | self.links.keys()
+        """Every UID with a record, a calendar group or a link."""
+        calendar = self.calendar.keys() if self.packed is None else self.packed.uids()
+        return calendar | self.vendor.keys() | self.links.keys()
+
+    def calendar_records(self, uid: str) -> Sequence[Record]:
+        """One UID's calendar records (a packed group is decoded once a run)."""
+        found = self.calendar.get(uid)
+        if found is None:
+            found = () if self.packed is None else self.packed.group(uid)
+            if self.packed is not None:
+                self.calendar[uid] = found
+        return found
 
     def waiting(self, uid: str) -> bool:
         """Whether the UID's plan waits on a later look: a link without both records
         listed (its absence unconfirmed, or a get that failed), or marked missing."""
-        calendar = {record.key for record in self.calendar.get(uid, ())}
+        links = self.links.get(uid, ())
+        if not links:
+            return False
+        calendar = {record.key for record in self.calendar_records(uid)}
         vendor = {record.key for record in self.vendor.get(uid, ())}
         return any(
             link.missing or link.cal_key not in calendar or link.vendor_key not in vendor
-            for link in self.links.get(uid, ())
+            for link in links
         )
 
     def signature(self, uid: str, window: Window) -> int:
         """A hash of everything the UID's plan reads that can change between runs."""
         return hash(
             (
-                frozenset(_token(record, window) for record in self.calendar.get(uid, ())),
+                self._calendar_token(uid, window),
                 frozenset(_token(record, window) for record in self.vendor.get(uid, ())),
                 frozenset((link, _anchored(link, window)) for link in self.links.get(uid, ())),
                 frozenset(self.tombstones.get(uid, ())),
             )
         )
+
+    def _calendar_token(self, uid: str, window: Window) -> Hashable:
+        """The calendar side of a signature: a packed group's token (no decoding), else
+        each record's content and window flags."""
+        if self.packed is not None:
+            return self.packed.token(uid, window)
+        return frozenset(_token(record, window) for record in self.calendar.get(uid, ()))
 
     def problem_uids(self, calendar: Iterable[Problem], vendor: Iterable[Problem]) -> set[str]:
         """The UIDs problems are about: a calendar's names a UID or an occurrence key, a
@@ -188,10 +238,9 @@ class Settled:
             signature = hash((split.signature(uid, window), context))
             if uid == UNKNOWN or uid in problems or self.signatures.get(uid) != signature:
                 planned[uid] = signature
-        cal, ven = split.listings
         return Scope(
-            _restricted(cal, split.calendar, planned.keys()),
-            _restricted(ven, split.vendor, planned.keys()),
+            _restricted_calendar(split, planned.keys()),
+            _restricted(split.listings[1], split.vendor, planned.keys()),
             tuple(link for link in split.all_links if calendar_uid(link.cal_key) in planned),
             planned,
             split,
@@ -222,8 +271,21 @@ class Settled:
                 self.signatures[uid] = hash((split.signature(uid, window), context))
 
 
+def _restricted_calendar(split: Split, uids: Iterable[str]) -> Listing:
+    """The calendar listing with only the records of `uids`: packed groups decoded (in
+    key order, as a whole listing iterates), else in the listing's own order."""
+    cal = split.listings[0]
+    if split.packed is None:
+        return _restricted(cal, split.calendar, uids)
+    chosen = sorted(
+        (record for uid in uids for record in split.calendar_records(uid)),
+        key=lambda record: record.key,
+    )
+    return Listing(tuple(chosen), cal.problems, cal.complete)
+
+
 def _restricted(
-    listing: Listing, records: Mapping[str, list[Record]], uids: Iterable[str]
+    listing: Listing, records: Mapping[str, Sequence[Record]], uids: Iterable[str]
 ) -> Listing:
     """The listing with only the records of `uids`, in the listing's own order."""
     kept = {id(record) for uid in uids for record in records.get(uid, ())}

@@ -21,6 +21,7 @@ from datetime import timedelta
 from syncd.adapter import Adapter, BulkAdapter, Caps
 from syncd.errors import AdapterError, VersionMismatch
 from syncd.model import Event, Listing, Record, Window
+from syncd.packed import GroupedRecords
 
 FRESH = 0.9
 """A listing older than this share of the poll is stale: routes fire up to 10% early
@@ -155,8 +156,8 @@ def _reused(fresh: Listing, last: Listing | None) -> Listing:
     equal (an unchanged record is not held twice); the last listing itself
     when nothing at all differs, so a route settled on it stays quiet (a vendor polled
     again, unchanged, costs a comparison instead of a plan over every record)."""
-    if last is None:
-        return fresh
+    if last is None or isinstance(fresh.records, GroupedRecords):
+        return fresh  # a calendar's packed groups: its expansions already share them
     before = {record.key: record for record in last.records}
     records = tuple(_same(record, before.get(record.key)) for record in fresh.records)
     unchanged = (

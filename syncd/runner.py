@@ -30,10 +30,11 @@ from syncd.model import (
     Problem,
     Record,
     Window,
+    calendar_uid,
     fingerprint,
     vendor_key,
 )
-from syncd.partition import Scope, Settled, Split, calendar_uid, problem_uid
+from syncd.partition import Scope, Settled, Split, problem_uid
 from syncd.plan import (
     CANNOT_DELETE,
     DELETED_BY_SYNCD,

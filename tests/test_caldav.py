@@ -126,7 +126,7 @@ async def listed(adapter: Caldav) -> tuple[tuple[Record, ...], int]:
     before = adapter.http.requests_sent
     listing = await adapter.list(WINDOW)
     assert listing.complete
-    return listing.records, adapter.http.requests_sent - before
+    return tuple(listing.records), adapter.http.requests_sent - before
 
 
 # --- listing ------------------------------------------------------------------------------

@@ -7,10 +7,23 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from syncd.adapter import Caps
 from syncd.errors import Unavailable
-from syncd.model import Event, Link, Listing, OccurrenceKey, Problem, Record, Window, vendor_key
-from syncd.partition import UNKNOWN, Partitioner, Split, calendar_uid
+from syncd.model import (
+    Event,
+    Link,
+    Listing,
+    OccurrenceKey,
+    Problem,
+    Record,
+    Window,
+    calendar_uid,
+    vendor_key,
+)
+from syncd.packed import GroupedRecords, Packed
+from syncd.partition import UNKNOWN, Partitioner, Split
 from syncd.plan import imported_key
 from syncd.runner import RouteRunner
 from syncd.simulators.memory import MemoryAdapter
@@ -35,10 +48,21 @@ def test_a_uid_is_read_from_an_occurrence_key_whose_uid_holds_colons():
     assert calendar_uid("VEVENT:plain:-") == "plain"
 
 
-def test_a_vendor_record_takes_the_uid_of_its_link_of_its_event_or_of_its_import():
+def listed(*records: Record, packed: bool = False) -> Listing:
+    """A calendar listing of `records`, eager or as packed UID groups."""
+    if not packed:
+        return Listing(records)
+    groups: dict[str, list[Record]] = {}
+    for item in records:
+        groups.setdefault(calendar_uid(item.key), []).append(item)
+    return Listing(GroupedRecords({uid: Packed.of(found) for uid, found in groups.items()}))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_a_vendor_record_takes_the_uid_of_its_link_of_its_event_or_of_its_import(packed: bool):
     long_uid = "x" * 200  # its vendor key is hashed: no UID can be read from it
     hashed = vendor_key(OccurrenceKey("cal", long_uid))
-    listing = Listing((record(f"VEVENT:{long_uid}:-"),))
+    listing = listed(record(f"VEVENT:{long_uid}:-"), packed=packed)
     partitioner = Partitioner("cal", (link("VEVENT:linked:-", "srv-9"),), listing)
 
     assert partitioner.vendor_uid("srv-9") == "linked"  # by its link, whatever its key
@@ -84,11 +108,15 @@ async def test_a_changed_series_is_planned_and_the_unchanged_one_is_not(tmp_path
     assert made == ["VEVENT:two:-"]
 
 
-async def test_a_settled_uid_is_planned_again_when_its_event_enters_the_window(tmp_path: Path):
+@pytest.mark.parametrize("packed", [False, True])
+async def test_a_settled_uid_is_planned_again_when_its_event_enters_the_window(
+    tmp_path: Path, packed: bool
+):
     """The window moves: an event beyond it planned nothing, and is created once the
-    window reaches it, though nothing about its record changed."""
+    window reaches it, though nothing about its record changed (packed: its group's
+    bytes are the same, but the window's end has passed its start)."""
     now = [NOW]
-    calendar_side, vendor = MemoryAdapter(windowed=False), MemoryAdapter()
+    calendar_side, vendor = MemoryAdapter(windowed=False, packed=packed), MemoryAdapter()
     later = NOW + timedelta(days=31)  # the route looks 30 days ahead
     calendar_side.put("VEVENT:later:-", Event(later, later + HOUR, "Later"))
     calendar_side.put("VEVENT:soon:-", Event(NOW + HOUR, NOW + 2 * HOUR, "Soon"))

@@ -94,6 +94,7 @@ class SyncMachine(RuleBasedStateMachine):
     direction: ClassVar[str] = "to_vendor"
     vendor_absence: ClassVar[Absence] = "get"
     calendar_writable: ClassVar[bool] = True
+    packed_calendar: ClassVar[bool] = False  # the calendar lists packed UID groups
     on_vendor_delete: ClassVar[str] = "recreate"
     conflict: ClassVar[str] = "calendar"
     agree: ClassVar[bool] = True  # False where the route cannot bring the sides together
@@ -107,6 +108,7 @@ class SyncMachine(RuleBasedStateMachine):
             Caps(writable=self.calendar_writable, partial_update=True),
             project=calendar_view,
             windowed=False,
+            packed=self.packed_calendar,
         )
         self.vendor = MemoryAdapter(
             Caps(partial_update=True, fields=VENDOR_FIELDS, absence=self.vendor_absence),
@@ -367,6 +369,21 @@ class ReadOnlyCalendarBoth(SyncMachine):
     agree = False
 
 
+class BothPackedCalendar(SyncMachine):
+    """Two-way, the calendar listing packed UID groups as the feed and file calendars do:
+    its UIDs are judged by their groups' tokens, and only planned ones decoded."""
+
+    direction = "both"
+    packed_calendar = True
+
+
+class ReadOnlyPackedCalendarToVendor(SyncMachine):
+    """A feed as the daemon sees it: read-only, packed UID groups."""
+
+    calendar_writable = False
+    packed_calendar = True
+
+
 def case_of(kind: type[SyncMachine]) -> Any:
     """The machine's pytest test case, with the file's settings over the loaded profile."""
     test = kind.TestCase
@@ -381,6 +398,8 @@ TestBothAuthoritativeVendor = case_of(BothAuthoritativeVendor)
 TestToVendorRelistKeepDeleted = case_of(ToVendorRelistKeepDeleted)
 TestReadOnlyCalendarToVendor = case_of(ReadOnlyCalendarToVendor)
 TestReadOnlyCalendarBoth = case_of(ReadOnlyCalendarBoth)
+TestBothPackedCalendar = case_of(BothPackedCalendar)
+TestReadOnlyPackedCalendarToVendor = case_of(ReadOnlyPackedCalendarToVendor)
 
 
 # --- regressions found by the machine ----------------------------------------------------

@@ -39,6 +39,7 @@ from syncd.errors import Gone, Malformed, Rejected, VersionMismatch
 from syncd.http import HttpClient, Response
 from syncd.ical import Limits, read_calendar
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
+from syncd.packed import joined, uids_of
 
 Check = Callable[[Response, str], None]
 ICS = "text/calendar; charset=utf-8"
@@ -168,7 +169,7 @@ class Caldav(Listed):
         self.expansions.retain(set(self.held))
         results = [await self._expand(name, window) for name in sorted(self.held)]
         return Listing(
-            tuple(r for listing in results for r in listing.records),
+            joined([listing.records for listing in results]),
             tuple(p for listing in results for p in listing.problems),
             all(listing.complete for listing in results),
         )
@@ -184,8 +185,8 @@ class Caldav(Listed):
         except Malformed as exc:
             key = OccurrenceKey(self.calendar_id, name.removesuffix(".ics")).text
             return Listing((), (Problem(key, str(exc)),), complete=False)
-        for record in listing.records:
-            self._names[OccurrenceKey.parse(self.calendar_id, record.key).uid] = name
+        for uid in uids_of(listing.records):
+            self._names[uid] = name
         return listing
 
     # --- writing -----------------------------------------------------------------------

@@ -29,6 +29,7 @@ from syncd.calendars.rewrite import (
 from syncd.errors import Gone, Malformed, Rejected
 from syncd.ical import Limits
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
+from syncd.packed import joined, uids_of
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
@@ -59,7 +60,7 @@ class IcsDir(Listed):
         files = sorted(self.path.glob("*.ics"))
         self.expansions.retain({file.name for file in files})
         results = [await self._read(file, window) for file in files]
-        records = tuple(r for listing in results for r in listing.records)
+        records = joined([listing.records for listing in results])
         problems = tuple(p for listing in results for p in listing.problems)
         complete = all(listing.complete for listing in results)
         return self.remember(Listing(records, problems, complete))
@@ -71,9 +72,9 @@ class IcsDir(Listed):
         except Malformed as exc:
             key = OccurrenceKey(self.calendar_id, file.stem).text
             return Listing((), (Problem(key, str(exc)),), complete=False)
-        for record in listing.records:
+        for uid in uids_of(listing.records):
             # vdir file names are hrefs, often but not always the UID: remember which
-            self._files[OccurrenceKey.parse(self.calendar_id, record.key).uid] = file
+            self._files[uid] = file
         return listing
 
     def forget_validators(self) -> None:

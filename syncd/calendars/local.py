@@ -10,7 +10,8 @@ from pathlib import Path
 
 from syncd.errors import Gone, Malformed, Unavailable
 from syncd.ical import Expansion, Limits, read_calendar
-from syncd.model import Listing, Record, Window
+from syncd.model import Listing, Record, Window, calendar_uid
+from syncd.packed import GroupedRecords
 
 
 async def parse_file(
@@ -59,10 +60,13 @@ def as_listing(expansion: Expansion) -> Listing:
 
 def find(listing: Listing, key: str) -> Record:
     """One record of a listing by key, or `Gone`."""
-    for record in listing.records:
-        if record.key == key:
-            return record
-    raise Gone(f"no event {key}", key=key)
+    if isinstance(listing.records, GroupedRecords):
+        found = listing.records.find(key, calendar_uid(key))
+    else:
+        found = next((record for record in listing.records if record.key == key), None)
+    if found is None:
+        raise Gone(f"no event {key}", key=key)
+    return found
 
 
 def write_atomically(path: Path, data: bytes) -> None:

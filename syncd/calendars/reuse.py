@@ -20,6 +20,10 @@ VCALENDARs, a VEVENT without a UID, calendar-level problems (a dropped VTIMEZONE
 calendar property, known only to a whole parse), the per-calendar occurrence cap, or a
 record or problem that cannot be told apart by its UID.
 
+Each group's records are kept packed (`syncd.packed`): compressed codec text, decoded
+only for the UIDs a run plans, so a big calendar's expansion costs a third of the
+memory its record objects would between runs.
+
 A first parse goes the same way, `CHUNK` UID groups at a time, so the parse tree of a
 big feed (about 10 kB an event in icalendar) never exists whole: the peak is one
 chunk's tree beside the records, and the memory it freed is reused by the next chunk
@@ -37,10 +41,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from syncd import __version__, blocks, codec
+from syncd import __version__, blocks
 from syncd.errors import Malformed
 from syncd.ical import Limits, read_calendar
 from syncd.model import Listing, Problem, Record, Window
+from syncd.packed import GroupedRecords, Packed
 
 SLACK = timedelta(days=1)
 log = logging.getLogger("syncd.calendars")
@@ -51,10 +56,11 @@ _CAPPED = "(Limits.per_calendar)"  # the reason of a Problem left by the per-cal
 
 @dataclass(frozen=True, slots=True)
 class Part:
-    """One UID group's share of a kept listing, with the digest it was parsed from."""
+    """One UID group's share of a kept listing, packed (`syncd.packed`), with the digest
+    it was parsed from."""
 
     digest: str
-    records: tuple[Record, ...]
+    packed: Packed
     problems: tuple[Problem, ...]
 
 
@@ -281,7 +287,7 @@ class Expansions:
             shares = _share(records, problems, {g.uid: g for g in chunk})
             if shares is None:
                 return None
-            parts.update({g.uid: Part(g.digest, *shares[g.uid]) for g in chunk})
+            parts.update({g.uid: _part(g.digest, *shares[g.uid]) for g in chunk})
         return parts
 
     def _read(
@@ -310,7 +316,7 @@ class Expansions:
 def _within_cap(parts: dict[str, Part], limits: Limits) -> bool:
     """False past the per-calendar cap, which cuts by series order: only a whole parse
     knows where."""
-    return sum(len(part.records) for part in parts.values()) <= limits.per_calendar
+    return sum(part.packed.count for part in parts.values()) <= limits.per_calendar
 
 
 def _inside(window: Window, covers: Window) -> bool:
@@ -350,13 +356,14 @@ def _share(
     return {uid: (tuple(rs), tuple(ps)) for uid, (rs, ps) in mine.items()}
 
 
-def _sorted(records: Iterable[Record]) -> tuple[Record, ...]:
-    return tuple(sorted(records, key=lambda record: record.key))
+def _part(digest: str, records: tuple[Record, ...], problems: tuple[Problem, ...]) -> Part:
+    return Part(digest, Packed.of(records, problems), problems)
 
 
 def _assembled(parts: dict[str, Part]) -> Listing:
-    """The listing made of kept parts: what a whole parse gives, in its order."""
-    records = _sorted(r for part in parts.values() for r in part.records)
+    """The listing made of kept parts: what a whole parse gives (iterated, the same
+    records in the same order), packed by UID group."""
+    records = GroupedRecords({uid: part.packed for uid, part in parts.items()})
     problems = sorted(
         (p for part in parts.values() for p in part.problems),
         key=lambda item: (item.key, item.reason),
@@ -365,10 +372,8 @@ def _assembled(parts: dict[str, Part]) -> Listing:
 
 
 def _encoded(parts: dict[str, Part]) -> dict[str, tuple[str, str]]:
-    return {
-        uid: (part.digest, codec.dumps(part.records, part.problems)) for uid, part in parts.items()
-    }
+    return {uid: (part.digest, part.packed.text()) for uid, part in parts.items()}
 
 
 def _decoded(stored: dict[str, tuple[str, str]]) -> dict[str, Part]:
-    return {uid: Part(digest, *codec.loads(data)) for uid, (digest, data) in stored.items()}
+    return {uid: Part(digest, *Packed.from_text(text)) for uid, (digest, text) in stored.items()}

@@ -11,12 +11,14 @@ Nothing on the sync path imports this module.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
 from syncd.adapter import Caps
 from syncd.errors import Gone, Rejected, Unavailable, VersionMismatch
-from syncd.model import Event, Listing, Record, Window
+from syncd.model import Event, Listing, Record, Window, calendar_uid
+from syncd.packed import GroupedRecords, Packed
 
 
 def _identity(event: Event) -> Event:
@@ -37,6 +39,7 @@ class MemoryAdapter:
         incomplete_lists: int = 0,
         reject: Collection[str] = (),
         fail_writes: bool = False,
+        packed: bool = False,
     ) -> None:
         self.caps = caps or Caps()
         self.prefix = prefix  # set: creates make their own keys `<prefix><n>` (server ids)
@@ -46,6 +49,7 @@ class MemoryAdapter:
         self.incomplete_lists = incomplete_lists  # the next N listings drop every other record
         self.reject = set(reject)  # keys whose writes raise `Rejected`
         self.fail_writes = fail_writes  # every write raises `Unavailable`
+        self.packed = packed  # list packed UID groups (`syncd.packed`), as a feed or file does
         # key -> what another client writes just before syncd's next write of it, which
         # then answers `VersionMismatch` (HTTP 412); `None`: every write of it races
         self.races: dict[str, Event | None] = {}
@@ -92,8 +96,17 @@ class MemoryAdapter:
         )
         if self.incomplete_lists:
             self.incomplete_lists -= 1
-            return Listing(shown[::2], complete=False)
-        return Listing(shown)
+            return self._listing(shown[::2], complete=False)
+        return self._listing(shown)
+
+    def _listing(self, shown: tuple[Record, ...], complete: bool = True) -> Listing:
+        if not self.packed:
+            return Listing(shown, complete=complete)
+        by_uid: dict[str, list[Record]] = defaultdict(list)
+        for record in sorted(shown, key=lambda record: record.key):
+            by_uid[calendar_uid(record.key)].append(record)
+        groups = {uid: Packed.of(records) for uid, records in by_uid.items()}
+        return Listing(GroupedRecords(groups), complete=complete)
 
     async def get(self, key: str) -> Record:
         """One record; `Gone` when there is none."""
