@@ -6,6 +6,7 @@ import asyncio
 import gzip
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import aiohttp
 import pytest
@@ -90,20 +91,33 @@ async def test_a_slow_feed_times_out_as_unavailable(served):
         await adapter.list(WINDOW)
 
 
-async def test_the_same_bytes_without_validators_reuse_the_body_and_listing_held(served):
-    """A feed that sends no ETag sends its whole body every time: when the bytes are the
-    ones held, the body held is reused (the new chunks are not joined into a second
-    copy) and so is the listing; new bytes replace both."""
+async def test_the_same_bytes_without_validators_reuse_the_listing_and_no_body_is_held(served):
+    """A feed that sends no ETag sends its whole body every time: when the bytes hash to
+    the ones the kept listing was made from, that listing is the answer (the new chunks
+    are never joined); the body itself is not held between listings."""
     feed, adapter = served
     feed.etag = ""
     first = await adapter.list(WINDOW)
-    held = adapter.cache.body
     again = await adapter.list(WINDOW)
     assert "If-None-Match" not in feed.asked[1]
-    assert adapter.cache.body is held and again is first
+    assert again is first and adapter.expansions.parses == 1
+    assert not any(isinstance(value, bytes) for value in vars(adapter.cache).values())
     feed.body = calendar(Vevent("c", "Call C", day(3))).encode()
     assert keys(await adapter.list(WINDOW)) == ["VEVENT:c:-"]
-    assert adapter.cache.body == feed.body
     feed.body = b"   "
     with pytest.raises(Malformed, match="empty body"):
         await adapter.list(WINDOW)
+
+
+async def test_a_304_for_a_window_past_the_kept_expansion_fetches_the_feed_whole(served):
+    """No body is held, so when the window has moved past what the kept expansion covers
+    a 304 cannot be expanded again: the feed is fetched once more without validators."""
+    feed, adapter = served
+    await adapter.list(WINDOW)
+    later = Window(WINDOW.start + timedelta(days=3), WINDOW.end + timedelta(days=3))
+
+    listing = await adapter.list(later)
+
+    assert keys(listing) == ["VEVENT:a:-", "VEVENT:b:-"]  # single events: wherever they lie
+    assert feed.asked[1]["If-None-Match"] == '"v1"' and "If-None-Match" not in feed.asked[2]
+    assert len(feed.asked) == 3 and adapter.expansions.parses == 2

@@ -28,12 +28,12 @@ CHUNK = 64 * 1024
 
 @dataclass
 class FeedCache:
-    """What the last good answer said, for the next conditional GET."""
+    """What the last good answer said, for the next conditional GET. Not the body: its
+    expansion is kept (`Expansions`), and a 304 or the same bytes again hand that back."""
 
     etag: str = ""
     last_modified: str = ""
-    body: bytes = b""
-    digest: bytes = b""  # SHA-256 of the body
+    digest: str = ""  # SHA-256 (hex) of the body
 
 
 @dataclass
@@ -57,63 +57,74 @@ class IcsUrl(ReadOnly):
         self.expansions = Expansions(self.calendar_id, self.timezone, self.limits)
 
     async def list(self, window: Window) -> Listing:
-        """Fetch (conditionally) and expand the feed."""
-        body = await self._fetch()
+        """Fetch (conditionally) and expand the feed. The bytes of the last answer are
+        not held: when the feed answers 304 or sends them again, the expansion kept from
+        them is the listing, and when that does not cover the window (it moved a day
+        past it) the feed is fetched again unconditionally."""
+        body = await self._fetch(conditional=True)
+        if body is None:
+            same = await self.expansions.unchanged("feed", self.cache.digest, window)
+            if same is not None:
+                return self.remember(same)
+            body = await self._fetch(conditional=False)
+        assert body is not None  # an unconditional fetch always reads the body
         return self.remember(await self.expansions.listing("feed", body, window))
 
     def forget_validators(self) -> None:
-        """Drop the last ETag, Last-Modified and body: the next fetch is unconditional
+        """Drop the last ETag, Last-Modified and digest: the next fetch is unconditional
         (a full resync, SIGUSR2)."""
         self.cache = FeedCache()
         self.expansions.forget()
 
-    async def _fetch(self) -> bytes:
+    async def _fetch(self, conditional: bool) -> bytes | None:
+        """The body, or None for the bytes of the last answer (a 304, or the same again)."""
         where = f"{self.calendar_id}: GET feed"
         try:
             async with self.session.get(
                 self.url,
-                headers=self._headers(),
+                headers=self._headers(conditional),
                 timeout=aiohttp.ClientTimeout(total=self.timeout),
                 proxy=env_proxy(self.url),
             ) as response:
-                return await self._read(response, where)
+                return await self._read(response, where, conditional)
         except TimeoutError:
             raise Unavailable(f"{where}: no answer within {self.timeout:g}s") from None
         except aiohttp.ClientError as exc:
             # not chained: aiohttp's error text can carry the URL, which is a secret
             raise Unavailable(f"{where}: {type(exc).__name__}") from None
 
-    def _headers(self) -> dict[str, str]:
+    def _headers(self, conditional: bool) -> dict[str, str]:
         headers = {"User-Agent": USER_AGENT, "Accept": "text/calendar, */*;q=0.5"}
         if self.authorization:
             headers["Authorization"] = self.authorization
-        if self.cache.body and self.cache.etag:
+        if conditional and self.cache.digest and self.cache.etag:
             headers["If-None-Match"] = self.cache.etag
-        if self.cache.body and self.cache.last_modified:
+        if conditional and self.cache.digest and self.cache.last_modified:
             headers["If-Modified-Since"] = self.cache.last_modified
         return headers
 
-    async def _read(self, response: aiohttp.ClientResponse, where: str) -> bytes:
-        if response.status == 304 and self.cache.body:
-            return self.cache.body
+    async def _read(
+        self, response: aiohttp.ClientResponse, where: str, conditional: bool
+    ) -> bytes | None:
+        if conditional and response.status == 304 and self.cache.digest:
+            return None
         if response.status >= 400:
             raise_for_status(Response(response.status, dict(response.headers), None), where)
         chunks, digest = await self._capped_chunks(response, where)
-        if digest == self.cache.digest:
-            body = self.cache.body  # the same bytes again (no validators): not joined anew
-        else:
-            self.cache = FeedCache()  # the old body goes before the new one is joined
-            body = b"".join(chunks)
+        etag, modified = response.headers.get("ETag", ""), response.headers.get("Last-Modified", "")
+        if conditional and digest == self.cache.digest:
+            self.cache = FeedCache(etag, modified, digest)
+            return None  # the same bytes again (no validators): not joined anew
+        body = b"".join(chunks)
         del chunks
         if not body.strip():
             raise Malformed(f"{where}: the feed answered with an empty body")
-        etag, modified = response.headers.get("ETag", ""), response.headers.get("Last-Modified", "")
-        self.cache = FeedCache(etag, modified, body, digest)
+        self.cache = FeedCache(etag, modified, digest)
         return body
 
     async def _capped_chunks(
         self, response: aiohttp.ClientResponse, where: str
-    ) -> tuple[Sequence[bytes], bytes]:
+    ) -> tuple[Sequence[bytes], str]:
         """The body's chunks and their SHA-256; `Malformed` past `max_bytes`."""
         chunks: list[bytes] = []
         size, digest = 0, hashlib.sha256()
@@ -123,4 +134,4 @@ class IcsUrl(ReadOnly):
                 raise Malformed(f"{where}: the feed is larger than {self.max_bytes} bytes")
             chunks.append(chunk)
             digest.update(chunk)
-        return chunks, digest.digest()
+        return chunks, digest.hexdigest()

@@ -116,10 +116,10 @@ class Expansions:
     async def listing(self, source: str, data: bytes, window: Window) -> Listing:
         """The listing of `data` inside `window`, parsed only where something changed."""
         digest = hashlib.sha256(data).hexdigest()
-        kept = self.kept.get(source) or await self._restored(source)
-        if kept and kept.digest == digest and _inside(window, kept.covers):
-            self.kept[source] = kept
-            return kept.listing
+        same = await self.unchanged(source, digest, window)
+        if same is not None:
+            return same
+        kept = self.kept.get(source)
         fresh = None
         if kept and kept.parts is not None and _inside(window, kept.covers):
             found = await asyncio.to_thread(self._partial, data, kept)
@@ -132,6 +132,16 @@ class Expansions:
         self.kept[source] = fresh
         await self._persist(source, kept, fresh)
         return fresh.listing
+
+    async def unchanged(self, source: str, digest: str, window: Window) -> Listing | None:
+        """The kept listing of `source` when it was made from bytes with this SHA-256 (hex)
+        and covers `window`, else None: a caller holding no bytes (a feed that answered
+        304) then fetches them."""
+        kept = self.kept.get(source) or await self._restored(source)
+        if kept is None:
+            return None
+        self.kept[source] = kept
+        return kept.listing if kept.digest == digest and _inside(window, kept.covers) else None
 
     # --- kept across restarts -------------------------------------------------------------
 
