@@ -137,10 +137,13 @@ class GroupedRecords(Sequence[Record]):
 
 def joined(parts: Sequence[Sequence[Record]]) -> Sequence[Record]:
     """The records of several sources (the files of a folder, a collection's objects) as
-    one sequence: still grouped when every source is and no UID is in two of them, else
-    every record decoded, source after source."""
+    one sequence: still grouped when every source with records is (an unreadable file
+    or a VTODO lists none) and no UID is in two of them, else every record decoded,
+    source after source."""
     groups: dict[str, Packed] = {}
     for records in parts:
+        if not isinstance(records, GroupedRecords) and not records:
+            continue
         if not isinstance(records, GroupedRecords) or groups.keys() & records.uids():
             return tuple(record for records in parts for record in records)
         groups.update(records.groups)

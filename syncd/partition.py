@@ -148,11 +148,9 @@ class Split:
 
     def calendar_records(self, uid: str) -> Sequence[Record]:
         """One UID's calendar records (a packed group is decoded once a run)."""
-        found = self.calendar.get(uid)
-        if found is None:
-            found = () if self.packed is None else self.packed.group(uid)
-            if self.packed is not None:
-                self.calendar[uid] = found
+        if self.packed is None or uid in self.calendar:
+            return self.calendar.get(uid, ())
+        self.calendar[uid] = found = self.packed.group(uid)
         return found
 
     def waiting(self, uid: str) -> bool:

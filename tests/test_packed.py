@@ -80,13 +80,15 @@ def test_a_token_changes_with_any_record_of_the_group():
     assert Packed.of(edited).token(window) != Packed.of(series("s")).token(window)
 
 
-def test_sources_join_grouped_unless_a_uid_is_in_two_of_them():
+def test_sources_join_grouped_unless_a_uid_is_in_two_of_them_or_one_is_eager():
     a, b = grouped(series("a")), grouped(series("b"))
     both = joined([a, b])
     assert isinstance(both, GroupedRecords) and set(both.uids()) == {"a", "b"}
 
     twice = joined([a, grouped(series("a", title="Copy"))])
     assert isinstance(twice, tuple) and len(twice) == 6
+    with_nothing = joined([a, (), b])  # an unreadable file, a VTODO: no records
+    assert isinstance(with_nothing, GroupedRecords) and set(with_nothing.uids()) == {"a", "b"}
     eager = joined([a, series("c")])
     assert isinstance(eager, tuple) and eager == tuple(a) + series("c")
 
