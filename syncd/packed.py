@@ -11,7 +11,9 @@ of them lie inside, so each record's window flags, without decoding it). For the
 objects take.
 
 `GroupedRecords` is a `Sequence[Record]`: whatever iterates it gets every record,
-decoded and in key order, exactly what an eager listing would hold.
+decoded and in key order, exactly what an eager listing would hold. `by_uid` gives an
+eager listing the same face (`CalendarGroups`), so what reads a listing by UID has one
+path for both.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from __future__ import annotations
 import zlib
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, KeysView, Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Collection, Hashable, Iterable, Iterator, KeysView, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import overload
+from typing import Protocol, overload
 
 from syncd import codec
 from syncd.model import Moment, Problem, Record, Window, as_utc, calendar_uid
@@ -104,9 +107,9 @@ class GroupedRecords(Sequence[Record]):
         packed = self.groups.get(uid)
         return None if packed is None else packed.token(window)
 
-    def find(self, key: str, uid: str) -> Record | None:
-        """The record with `key` in the group of `uid`, else None."""
-        return next((record for record in self.group(uid) if record.key == key), None)
+    def find(self, key: str) -> Record | None:
+        """The record with `key`, decoding only its UID's group; else None."""
+        return next((r for r in self.group(calendar_uid(key)) if r.key == key), None)
 
     def __len__(self) -> int:
         return self._count
@@ -150,8 +153,42 @@ def joined(parts: Sequence[Sequence[Record]]) -> Sequence[Record]:
     return GroupedRecords(groups)
 
 
-def uids_of(records: Sequence[Record]) -> set[str]:
-    """The UIDs records belong to, without decoding packed ones."""
-    if isinstance(records, GroupedRecords):
-        return set(records.uids())
-    return {calendar_uid(record.key) for record in records}
+def record_token(record: Record, window: Window) -> tuple[int, bool, bool]:
+    """A record as a UID's signature holds it when it is not packed: its content, and
+    the two window questions the plan asks of it (inside by either start; actual start
+    inside)."""
+    return hash(record), record.in_window(window), window.holds(record.event.start)
+
+
+class CalendarGroups(Protocol):
+    """A calendar listing's records by UID: packed (`packed.GroupedRecords`) or not."""
+
+    def uids(self) -> Collection[str]: ...
+
+    def group(self, uid: str) -> Sequence[Record]: ...
+
+    def token(self, uid: str, window: Window) -> Hashable: ...
+
+
+class _Unpacked:
+    """An eager calendar listing by UID, answering as packed groups do; a UID's token
+    is each record's content and window flags."""
+
+    def __init__(self, records: Iterable[Record]) -> None:
+        self._by_uid: dict[str, list[Record]] = defaultdict(list)
+        for record in records:
+            self._by_uid[calendar_uid(record.key)].append(record)
+
+    def uids(self) -> Collection[str]:
+        return self._by_uid.keys()
+
+    def group(self, uid: str) -> Sequence[Record]:
+        return self._by_uid.get(uid, ())
+
+    def token(self, uid: str, window: Window) -> Hashable:
+        return frozenset(record_token(record, window) for record in self._by_uid.get(uid, ()))
+
+
+def by_uid(records: Sequence[Record]) -> CalendarGroups:
+    """A calendar listing's records by UID, packed groups as they are."""
+    return records if isinstance(records, GroupedRecords) else _Unpacked(records)

@@ -34,7 +34,7 @@ from syncd.model import (
     calendar_uid,
     vendor_key,
 )
-from syncd.packed import GroupedRecords
+from syncd.packed import CalendarGroups, by_uid, record_token
 from syncd.plan import Op, carries_occurrence, imported_key
 
 UNKNOWN = ""
@@ -47,7 +47,7 @@ class Partitioner:
 
     calendar_id: str
     links: tuple[Link, ...]
-    calendar: Listing
+    calendar: CalendarGroups
 
     @cached_property
     def _linked(self) -> dict[str, str]:
@@ -63,17 +63,13 @@ class Partitioner:
         return {vendor: calendar_uid(key) for vendor, key in zip(chosen, keys, strict=True)}
 
     def _calendar_keys(self) -> Iterator[str]:
-        """The listed calendar keys; of packed groups, without decoding them, each UID's
-        single-event key, and the keys of the few groups whose occurrence keys may be
-        hashed (an unhashed one reads back as its UID and rid: `_carried_uid`)."""
-        records = self.calendar.records
-        if not isinstance(records, GroupedRecords):
-            yield from (record.key for record in records)
-            return
-        for uid in records.uids():
+        """Without decoding packed groups: each UID's single-event key, and the keys of
+        the few groups whose occurrence keys may be hashed (an unhashed one reads back
+        as its UID and rid: `_carried_uid`)."""
+        for uid in self.calendar.uids():
             yield OccurrenceKey(self.calendar_id, uid).text
             if _may_hash(self.calendar_id, uid):
-                yield from (record.key for record in records.group(uid))
+                yield from (record.key for record in self.calendar.group(uid))
 
     def linked_uid(self, vendor_key: str) -> str | None:
         """The UID of the link that holds a vendor key, if one does."""
@@ -122,17 +118,12 @@ class Split:
         cal, ven = listings
         self.listings = listings
         self.all_links = links
-        self.partitioner = Partitioner(calendar_id, links, cal)
-        self.packed = cal.records if isinstance(cal.records, GroupedRecords) else None
-        self.calendar: dict[str, Sequence[Record]] = {}  # packed: the groups decoded so far
+        self.groups = by_uid(cal.records)
+        self.partitioner = Partitioner(calendar_id, links, self.groups)
+        self._decoded: dict[str, Sequence[Record]] = {}  # a packed group once a run
         self.vendor: dict[str, list[Record]] = defaultdict(list)
         self.links: dict[str, list[Link]] = defaultdict(list)
         self.tombstones: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        if self.packed is None:
-            by_uid: dict[str, list[Record]] = defaultdict(list)
-            for record in cal.records:
-                by_uid[calendar_uid(record.key)].append(record)
-            self.calendar.update(by_uid)
         for record in ven.records:
             self.vendor[self.partitioner.vendor_uid(record.key, record.marker)].append(record)
         for link in links:
@@ -143,15 +134,13 @@ class Split:
 
     def uids(self) -> set[str]:
         """Every UID with a record, a calendar group or a link."""
-        calendar = self.calendar.keys() if self.packed is None else self.packed.uids()
-        return calendar | self.vendor.keys() | self.links.keys()
+        return set(self.groups.uids()) | self.vendor.keys() | self.links.keys()
 
     def calendar_records(self, uid: str) -> Sequence[Record]:
         """One UID's calendar records (a packed group is decoded once a run)."""
-        if self.packed is None or uid in self.calendar:
-            return self.calendar.get(uid, ())
-        self.calendar[uid] = found = self.packed.group(uid)
-        return found
+        if uid not in self._decoded:
+            self._decoded[uid] = self.groups.group(uid)
+        return self._decoded[uid]
 
     def waiting(self, uid: str) -> bool:
         """Whether the UID's plan waits on a later look: a link without both records
@@ -170,19 +159,12 @@ class Split:
         """A hash of everything the UID's plan reads that can change between runs."""
         return hash(
             (
-                self._calendar_token(uid, window),
-                frozenset(_token(record, window) for record in self.vendor.get(uid, ())),
+                self.groups.token(uid, window),
+                frozenset(record_token(record, window) for record in self.vendor.get(uid, ())),
                 frozenset((link, _anchored(link, window)) for link in self.links.get(uid, ())),
                 frozenset(self.tombstones.get(uid, ())),
             )
         )
-
-    def _calendar_token(self, uid: str, window: Window) -> Hashable:
-        """The calendar side of a signature: a packed group's token (no decoding), else
-        each record's content and window flags."""
-        if self.packed is not None:
-            return self.packed.token(uid, window)
-        return frozenset(_token(record, window) for record in self.calendar.get(uid, ()))
 
     def problem_uids(self, calendar: Iterable[Problem], vendor: Iterable[Problem]) -> set[str]:
         """The UIDs problems are about: a calendar's names a UID or an occurrence key, a
@@ -196,12 +178,6 @@ class Split:
 def problem_uid(key: str) -> str:
     """The UID a calendar problem is about (its key is an occurrence key or a bare UID)."""
     return calendar_uid(key) if key.count(":") >= 2 else key
-
-
-def _token(record: Record, window: Window) -> tuple[int, bool, bool]:
-    """A record as its UID's signature holds it: its content, and the two window
-    questions the plan asks of it (inside by either start; actual start inside)."""
-    return hash(record), record.in_window(window), window.holds(record.event.start)
 
 
 def _anchored(link: Link, window: Window) -> bool:
@@ -270,11 +246,9 @@ class Settled:
 
 
 def _restricted_calendar(split: Split, uids: Iterable[str]) -> Listing:
-    """The calendar listing with only the records of `uids`: packed groups decoded (in
-    key order, as a whole listing iterates), else in the listing's own order."""
+    """The calendar listing with only the records of `uids`, in key order (as a packed
+    listing iterates)."""
     cal = split.listings[0]
-    if split.packed is None:
-        return _restricted(cal, split.calendar, uids)
     chosen = sorted(
         (record for uid in uids for record in split.calendar_records(uid)),
         key=lambda record: record.key,

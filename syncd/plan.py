@@ -28,6 +28,7 @@ from syncd.model import (
     OccurrenceKey,
     Record,
     Window,
+    calendar_uid,
     changed_fields,
     rid_start,
 )
@@ -190,10 +191,6 @@ def _presence(side: Side, key: str, anchor_in_window: bool, group: str = "") -> 
     return "missing" if anchor_in_window else "outside"
 
 
-def _uid(cal_key: str) -> str:
-    return OccurrenceKey.parse("", cal_key).uid
-
-
 # --- the decision ladder ---------------------------------------------------------------
 
 
@@ -206,7 +203,7 @@ def _decide_linked(inputs: Inputs, link: Link) -> list[Op]:
         ops = _decide_both_present(inputs, op, link, c, v)
         return ops or ([op.bind("missing_reappeared", c, v)] if link.missing else [])
     anchored = link.anchor is None or inputs.window.holds(link.anchor)
-    cal = _presence(inputs.calendar, link.cal_key, anchored, _uid(link.cal_key))
+    cal = _presence(inputs.calendar, link.cal_key, anchored, calendar_uid(link.cal_key))
     ven = _presence(
         inputs.vendor, link.vendor_key, anchored or bool(c and c.in_window), link.vendor_key
     )
@@ -391,7 +388,7 @@ def _vanished_by_uid(inputs: Inputs) -> dict[str, list[_Vanished]]:
     groups: dict[str, list[_Vanished]] = defaultdict(list)
     calendar = inputs.calendar
     for link in inputs.links:
-        uid = _uid(link.cal_key)
+        uid = calendar_uid(link.cal_key)
         anchored = link.anchor is None or inputs.window.holds(link.anchor)
         unseen = anchored and link.cal_key not in calendar.items and uid not in calendar.quarantined
         gone = link.cal_key in calendar.absent or (unseen and calendar.complete)
@@ -421,7 +418,7 @@ def _fresh_by_uid(inputs: Inputs) -> dict[str, list[Item]]:
     groups: dict[str, list[Item]] = defaultdict(list)
     for item in inputs.calendar.items.values():
         if item.in_window and item.key not in linked and item.partner not in inputs.vendor.items:
-            groups[_uid(item.key)].append(item)
+            groups[calendar_uid(item.key)].append(item)
     return groups
 
 

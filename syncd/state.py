@@ -725,7 +725,13 @@ _STALE_ROWS = {  # table -> (statement, the link's key it takes) for a link made
 }
 
 _PLAN_COLUMNS = (
-    *("cal_key", "vendor_key", "cal_fp", "vendor_fp", "anchor", "missing", "accepted"),
+    "cal_key",
+    "vendor_key",
+    "cal_fp",
+    "vendor_fp",
+    "anchor",
+    "missing",
+    "accepted",
     "remote_id",
 )
 

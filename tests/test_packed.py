@@ -57,7 +57,7 @@ def test_packed_groups_decode_to_their_records_in_the_order_an_eager_listing_hol
     assert tuple(records) == tuple(sorted(a + b, key=lambda record: record.key))
     assert records == tuple(sorted(a + b, key=lambda record: record.key)) and len(records) == 6
     assert records.group("a") == a and records.group("none") == ()
-    assert records.find(b[2].key, "b") == b[2] and records.find("VEVENT:b:-", "b") is None
+    assert records.find(b[2].key) == b[2] and records.find("VEVENT:b:-") is None
 
 
 def test_a_token_is_the_same_while_no_window_edge_crosses_a_start_or_an_original_start():

@@ -22,7 +22,7 @@ from syncd.model import (
     calendar_uid,
     vendor_key,
 )
-from syncd.packed import GroupedRecords, Packed
+from syncd.packed import GroupedRecords, Packed, by_uid
 from syncd.partition import UNKNOWN, Partitioner, Split
 from syncd.plan import imported_key
 from syncd.runner import RouteRunner
@@ -63,7 +63,7 @@ def test_a_vendor_record_takes_the_uid_of_its_link_of_its_event_or_of_its_import
     long_uid = "x" * 200  # its vendor key is hashed: no UID can be read from it
     hashed = vendor_key(OccurrenceKey("cal", long_uid))
     listing = listed(record(f"VEVENT:{long_uid}:-"), packed=packed)
-    partitioner = Partitioner("cal", (link("VEVENT:linked:-", "srv-9"),), listing)
+    partitioner = Partitioner("cal", (link("VEVENT:linked:-", "srv-9"),), by_uid(listing.records))
 
     assert partitioner.vendor_uid("srv-9") == "linked"  # by its link, whatever its key
     assert partitioner.vendor_uid(hashed) == long_uid  # the key the event chooses

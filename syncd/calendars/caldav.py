@@ -39,7 +39,7 @@ from syncd.errors import Gone, Malformed, Rejected, VersionMismatch
 from syncd.http import HttpClient, Response
 from syncd.ical import Limits, read_calendar
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
-from syncd.packed import joined, uids_of
+from syncd.packed import by_uid, joined
 
 Check = Callable[[Response, str], None]
 ICS = "text/calendar; charset=utf-8"
@@ -185,7 +185,7 @@ class Caldav(Listed):
         except Malformed as exc:
             key = OccurrenceKey(self.calendar_id, name.removesuffix(".ics")).text
             return Listing((), (Problem(key, str(exc)),), complete=False)
-        for uid in uids_of(listing.records):
+        for uid in by_uid(listing.records).uids():
             self._names[uid] = name
         return listing
 

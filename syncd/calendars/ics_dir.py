@@ -29,7 +29,7 @@ from syncd.calendars.rewrite import (
 from syncd.errors import Gone, Malformed, Rejected
 from syncd.ical import Limits
 from syncd.model import SINGLE, Event, Listing, OccurrenceKey, Problem, Record, Window
-from syncd.packed import joined, uids_of
+from syncd.packed import by_uid, joined
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@-]")
@@ -72,7 +72,7 @@ class IcsDir(Listed):
         except Malformed as exc:
             key = OccurrenceKey(self.calendar_id, file.stem).text
             return Listing((), (Problem(key, str(exc)),), complete=False)
-        for uid in uids_of(listing.records):
+        for uid in by_uid(listing.records).uids():
             # vdir file names are hrefs, often but not always the UID: remember which
             self._files[uid] = file
         return listing

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from syncd.errors import Gone, Malformed, Unavailable
 from syncd.ical import Expansion, Limits, read_calendar
-from syncd.model import Listing, Record, Window, calendar_uid
+from syncd.model import Listing, Record, Window
 from syncd.packed import GroupedRecords
 
 
@@ -61,7 +61,7 @@ def as_listing(expansion: Expansion) -> Listing:
 def find(listing: Listing, key: str) -> Record:
     """One record of a listing by key, or `Gone`."""
     if isinstance(listing.records, GroupedRecords):
-        found = listing.records.find(key, calendar_uid(key))
+        found = listing.records.find(key)
     else:
         found = next((record for record in listing.records if record.key == key), None)
     if found is None:
