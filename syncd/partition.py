@@ -132,6 +132,21 @@ class Split:
             uid = calendar_uid(key) if side == "calendar" else self.partitioner.vendor_uid(key)
             self.tombstones[uid].add((side, key))
 
+    def after_writes(
+        self,
+        listings: tuple[Listing, Listing],
+        links: tuple[Link, ...],
+        tombstones: Iterable[tuple[str, str]],
+    ) -> Split:
+        """The split of the listings that hold this run's writes. When the calendar's
+        records are the ones this split read (a route that wrote only the vendor), the
+        groups it decoded are shared, not decoded again: on a first sync that is every
+        group, and a second decoding of all of them set the first sync's peak."""
+        fresh = Split(self.partitioner.calendar_id, listings, links, tombstones)
+        if listings[0].records is self.listings[0].records:
+            fresh._decoded = self._decoded
+        return fresh
+
     def uids(self) -> set[str]:
         """Every UID with a record, a calendar group or a link."""
         return set(self.groups.uids()) | self.vendor.keys() | self.links.keys()

@@ -174,10 +174,12 @@ class RouteRunner:
         else:
             sides = (self.calendar, self.vendor)
             self._settling.settle((cal_listing, ven_listing), sides, ops, report.counts)
-            self._settle_written(window, ops, named)
+            self._settle_written(scope.split, window, ops, named)
         return report
 
-    def _settle_written(self, window: Window, ops: tuple[Op, ...], named: frozenset[str]) -> None:
+    def _settle_written(
+        self, planned: Split, window: Window, ops: tuple[Op, ...], named: frozenset[str]
+    ) -> None:
         """When the route settled on listings holding this run's writes, the UIDs written
         settle on them too, with the links and tombstones the writes recorded."""
         settled = self._settling.last
@@ -186,7 +188,7 @@ class RouteRunner:
             return
         listings = (settled.calendar, settled.vendor)
         links, tombstones = self.state.links(self.route_id), self._tombstones()
-        split = Split(self.calendar_id, listings, links, tombstones)
+        split = planned.after_writes(listings, links, tombstones)
         self.settled.settle_written(split, window, _context(listings), written)
 
     async def _list_both(self, window: Window) -> tuple[Listing, Listing]:

@@ -25,6 +25,7 @@ from syncd.model import (
 from syncd.packed import GroupedRecords, Packed, by_uid
 from syncd.partition import UNKNOWN, Partitioner, Split
 from syncd.plan import imported_key
+from syncd.polled import Polled
 from syncd.runner import RouteRunner
 from syncd.simulators.memory import MemoryAdapter
 from syncd.state import State
@@ -132,6 +133,34 @@ async def test_a_settled_uid_is_planned_again_when_its_event_enters_the_window(
     report = await runner.run()
 
     assert report.counts["created"] == 1 and "cal:later" in vendor.items
+
+
+async def test_a_first_sync_decodes_each_packed_group_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Regression: settling the UIDs a first sync wrote decoded every packed group a
+    second time, which set the first sync's memory peak. The split of the listings
+    holding the writes shares the groups the plan decoded, and the UIDs still settle."""
+    decoded: list[str] = []
+    records = Packed.records
+
+    def counted(self: Packed) -> tuple[Record, ...]:
+        decoded.append(self.text())
+        return records(self)
+
+    monkeypatch.setattr(Packed, "records", counted)
+    calendar_side = MemoryAdapter(windowed=False, packed=True)
+    for n in range(3):
+        calendar_side.put(f"VEVENT:e{n}:-", Event(NOW + n * HOUR, NOW + (n + 1) * HOUR, "Call"))
+    vendor = Polled(MemoryAdapter(), timedelta(minutes=5))
+    state = State(tmp_path / "s.db")
+    runner = RouteRunner("r", ROUTE, "cal", calendar_side, vendor, state, clock=lambda: NOW)
+
+    report = await runner.run()
+
+    assert report.counts["created"] == 3
+    assert len(decoded) == 3 and len(set(decoded)) == 3
+    assert set(runner.settled.signatures) == {"e0", "e1", "e2"}
 
 
 class GetFails(MemoryAdapter):
