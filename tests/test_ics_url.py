@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -121,3 +122,22 @@ async def test_a_304_for_a_window_past_the_kept_expansion_fetches_the_feed_whole
     assert keys(listing) == ["VEVENT:a:-", "VEVENT:b:-"]  # single events: wherever they lie
     assert feed.asked[1]["If-None-Match"] == '"v1"' and "If-None-Match" not in feed.asked[2]
     assert len(feed.asked) == 3 and adapter.expansions.parses == 2
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+async def test_a_changed_feed_is_held_once_while_it_is_read(served, gzipped: bool):
+    """Regression: a changed feed was read as chunks joined at the end and then stripped
+    to see whether it was empty, so for a moment its body existed three times (the
+    largest part of a changed feed's peak memory). Read into one buffer, sized from
+    Content-Length when the server sends it, the body is held about once."""
+    feed, adapter = served
+    filler = "".join(f"X-FILLER-{n}:{'x' * 60}\r\n" for n in range(30_000))
+    feed.body, feed.gzip = f"BEGIN:VCALENDAR\r\n{filler}END:VCALENDAR\r\n".encode(), gzipped
+    tracemalloc.start()
+    try:
+        body = await adapter._fetch(conditional=False)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert body == feed.body
+    assert peak < 1.5 * len(feed.body)

@@ -10,7 +10,7 @@ feed's absence is confirmed by a second listing (`absence="relist"`): feeds glit
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import io
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -110,28 +110,40 @@ class IcsUrl(ReadOnly):
             return None
         if response.status >= 400:
             raise_for_status(Response(response.status, dict(response.headers), None), where)
-        chunks, digest = await self._capped_chunks(response, where)
+        buffer, digest = await self._capped_body(response, where)
         etag, modified = response.headers.get("ETag", ""), response.headers.get("Last-Modified", "")
         if conditional and digest == self.cache.digest:
             self.cache = FeedCache(etag, modified, digest)
-            return None  # the same bytes again (no validators): not joined anew
-        body = b"".join(chunks)
-        del chunks
-        if not body.strip():
+            return None  # the same bytes again (no validators)
+        body = buffer.getvalue()  # the buffer's own bytes, not a copy
+        if not body or body.isspace():  # not body.strip(): that copies a whole feed
             raise Malformed(f"{where}: the feed answered with an empty body")
         self.cache = FeedCache(etag, modified, digest)
         return body
 
-    async def _capped_chunks(
+    async def _capped_body(
         self, response: aiohttp.ClientResponse, where: str
-    ) -> tuple[Sequence[bytes], str]:
-        """The body's chunks and their SHA-256; `Malformed` past `max_bytes`."""
-        chunks: list[bytes] = []
-        size, digest = 0, hashlib.sha256()
+    ) -> tuple[io.BytesIO, str]:
+        """The body in one buffer, and its SHA-256; `Malformed` past `max_bytes`. Not a
+        list of chunks joined at the end, which for a moment held the body twice (the
+        largest part of a changed feed's peak memory): the buffer is sized once from
+        Content-Length when the server sends it, else it grows."""
+        buffer, digest = _reserved(response.content_length, self.max_bytes), hashlib.sha256()
         async for chunk in response.content.iter_chunked(CHUNK):
-            size += len(chunk)
-            if size > self.max_bytes:
+            if buffer.tell() + len(chunk) > self.max_bytes:
                 raise Malformed(f"{where}: the feed is larger than {self.max_bytes} bytes")
-            chunks.append(chunk)
+            buffer.write(chunk)
             digest.update(chunk)
-        return chunks, digest.hexdigest()
+        buffer.truncate()  # a body shorter than it was announced
+        return buffer, digest.hexdigest()
+
+
+def _reserved(size: int | None, cap: int) -> io.BytesIO:
+    """An empty buffer with room for `size` bytes: writing one byte at the end sizes it
+    exactly once (CPython's BytesIO grows in small steps otherwise, each a copy)."""
+    buffer = io.BytesIO()
+    if size and 0 < size <= cap:
+        buffer.seek(size - 1)
+        buffer.write(b"\0")
+        buffer.seek(0)
+    return buffer
