@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterable
 import aiohttp
 
 from syncd.adapter import Adapter
-from syncd.calendars.caldav import Caldav
 from syncd.calendars.ics_dir import IcsDir
 from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.ics_url import IcsUrl
@@ -63,7 +62,11 @@ def _basic_auth(config: IcsUrlCalendar | CaldavCalendar) -> str:
 
 def _caldav(
     calendar_id: str, config: CaldavCalendar, session: aiohttp.ClientSession, limits: Limits
-) -> Caldav:
+) -> Adapter:
+    # imported here: CalDAV brings the XML parser, a MiB of the daemon's resident
+    # memory that a configuration without a CalDAV calendar never uses
+    from syncd.calendars.caldav import Caldav
+
     authorization = _basic_auth(config)
     headers = {"Authorization": authorization} if authorization else {}
     url, timeout = config.url.get_secret_value(), config.timeout.total_seconds()
