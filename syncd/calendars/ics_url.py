@@ -140,7 +140,8 @@ class IcsUrl(ReadOnly):
 
 def _reserved(size: int | None, cap: int) -> io.BytesIO:
     """An empty buffer with room for `size` bytes: writing one byte at the end sizes it
-    exactly once (CPython's BytesIO grows in small steps otherwise, each a copy)."""
+    exactly once (otherwise CPython's BytesIO grows by an eighth at a time, each step a
+    reallocation that may copy). The cap bounds what a wrong Content-Length reserves."""
     buffer = io.BytesIO()
     if size and 0 < size <= cap:
         buffer.seek(size - 1)

@@ -111,7 +111,7 @@ def _instant(moment: Moment) -> datetime:
 
 def _contact(email: str, name: str) -> Person | None:
     # one object for a customer on many tasks: a 10,000-task listing is rebuilt every
-    # poll, and its duplicate contacts and titles were a fifth of its memory
+    # poll, and its duplicate contacts and titles were a quarter of its memory
     return shared_person(email, name) if email or name else None
 
 

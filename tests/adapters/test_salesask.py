@@ -287,7 +287,7 @@ async def test_an_unreadable_task_is_a_problem_not_a_failure(
 async def test_a_listing_holds_a_customer_and_a_title_once(session: aiohttp.ClientSession) -> None:
     """A listing is rebuilt on every poll: the tasks of one customer share one contact
     object and equal titles one string, so 10,000 tasks of a thousand series do not
-    hold ten copies of each (they were a fifth of the listing's memory)."""
+    hold ten copies of each (they were a quarter of the listing's memory)."""
     second = {**TASK, "event_id": "CRM-JOB-9872", "title": "".join(["Site", " visit"])}
     first = {**TASK, "title": "".join(["Site", " visit"])}
     listing = await SalesAsk(Canned(session, [page([first, second])])).list(WINDOW)
