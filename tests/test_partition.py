@@ -135,20 +135,10 @@ async def test_a_settled_uid_is_planned_again_when_its_event_enters_the_window(
     assert report.counts["created"] == 1 and "cal:later" in vendor.items
 
 
-async def test_a_first_sync_decodes_each_packed_group_once(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
+async def test_a_first_sync_decodes_each_packed_group_once(tmp_path: Path, decoded: list[str]):
     """Regression: settling the UIDs a first sync wrote decoded every packed group a
     second time, which set the first sync's memory peak. The split of the listings
     holding the writes shares the groups the plan decoded, and the UIDs still settle."""
-    decoded: list[str] = []
-    records = Packed.records
-
-    def counted(self: Packed) -> tuple[Record, ...]:
-        decoded.append(self.text())
-        return records(self)
-
-    monkeypatch.setattr(Packed, "records", counted)
     calendar_side = MemoryAdapter(windowed=False, packed=True)
     for n in range(3):
         calendar_side.put(f"VEVENT:e{n}:-", Event(NOW + n * HOUR, NOW + (n + 1) * HOUR, "Call"))
