@@ -95,7 +95,7 @@ def _read_event(data: list[Any]) -> Event:
         sys.intern(organizer),
         tuple(shared_person(*p) for p in people),
         owner,
-        Person(*contact) if contact else None,
+        shared_person(*contact) if contact else None,
         private,
         transparent,
         _read_time(modified),

@@ -53,14 +53,17 @@ class Packed:
     @classmethod
     def of(cls, records: Sequence[Record], problems: Iterable[Problem] = ()) -> Packed:
         """Pack a group's records and problems."""
-        text = codec.dumps(records, problems)
-        return cls(zlib.compress(text.encode(), _LEVEL), _instants(records), len(records))
+        return cls._made(codec.dumps(records, problems), records)
 
     @classmethod
     def from_text(cls, text: str) -> tuple[Packed, tuple[Problem, ...]]:
         """Pack `codec` text (as the state store keeps it), and its problems."""
         records, problems = codec.loads(text)
-        return cls(zlib.compress(text.encode(), _LEVEL), _instants(records), len(records)), problems
+        return cls._made(text, records), problems
+
+    @classmethod
+    def _made(cls, text: str, records: Sequence[Record]) -> Packed:
+        return cls(zlib.compress(text.encode(), _LEVEL), _instants(records), len(records))
 
     def text(self) -> str:
         """The `codec` text, as the state store keeps it."""
@@ -106,10 +109,6 @@ class GroupedRecords(Sequence[Record]):
         """`Packed.token` of one UID's group; None without one."""
         packed = self.groups.get(uid)
         return None if packed is None else packed.token(window)
-
-    def find(self, key: str) -> Record | None:
-        """The record with `key`, decoding only its UID's group; else None."""
-        return next((r for r in self.group(calendar_uid(key)) if r.key == key), None)
 
     def __len__(self) -> int:
         return self._count

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from syncd.calendars.local import find
+from syncd.errors import Gone
 from syncd.model import (
     Event,
     Link,
@@ -57,7 +59,9 @@ def test_packed_groups_decode_to_their_records_in_the_order_an_eager_listing_hol
     assert tuple(records) == tuple(sorted(a + b, key=lambda record: record.key))
     assert records == tuple(sorted(a + b, key=lambda record: record.key)) and len(records) == 6
     assert records.group("a") == a and records.group("none") == ()
-    assert records.find(b[2].key) == b[2] and records.find("VEVENT:b:-") is None
+    assert find(Listing(records), b[2].key) == b[2]  # decoding only b's group
+    with pytest.raises(Gone):
+        find(Listing(records), "VEVENT:b:-")
 
 
 def test_a_token_is_the_same_while_no_window_edge_crosses_a_start_or_an_original_start():

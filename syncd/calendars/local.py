@@ -10,8 +10,8 @@ from pathlib import Path
 
 from syncd.errors import Gone, Malformed, Unavailable
 from syncd.ical import Expansion, Limits, read_calendar
-from syncd.model import Listing, Record, Window
-from syncd.packed import GroupedRecords
+from syncd.model import Listing, Record, Window, calendar_uid
+from syncd.packed import by_uid
 
 
 async def parse_file(
@@ -60,10 +60,8 @@ def as_listing(expansion: Expansion) -> Listing:
 
 def find(listing: Listing, key: str) -> Record:
     """One record of a listing by key, or `Gone`."""
-    if isinstance(listing.records, GroupedRecords):
-        found = listing.records.find(key)
-    else:
-        found = next((record for record in listing.records if record.key == key), None)
+    group = by_uid(listing.records).group(calendar_uid(key))  # packed: decodes one group
+    found = next((record for record in group if record.key == key), None)
     if found is None:
         raise Gone(f"no event {key}", key=key)
     return found
