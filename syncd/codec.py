@@ -38,6 +38,16 @@ def loads(text: str) -> tuple[tuple[Record, ...], tuple[Problem, ...]]:
     return tuple(_read_record(r) for r in records), tuple(Problem(k, why) for k, why in problems)
 
 
+def record_text(record: Record) -> str:
+    """One record as a line of JSON (a line break in a value is escaped)."""
+    return json.dumps(_record(record), separators=(",", ":"), ensure_ascii=False)
+
+
+def read_record_text(text: str) -> Record:
+    """Read back `record_text`."""
+    return _read_record(json.loads(text))
+
+
 def _record(record: Record) -> list[Any]:
     return [
         record.key,
@@ -65,8 +75,8 @@ def _read_record(data: list[Any]) -> Record:
 
 def _event(event: Event) -> list[Any]:
     return [
-        moment_text(event.start),
-        moment_text(event.end),
+        _exact(event.start),
+        _exact(event.end),
         event.title,
         event.description,
         event.location,
@@ -88,7 +98,7 @@ def _read_event(data: list[Any]) -> Event:
     return Event(
         parse_moment(start),
         parse_moment(end),
-        title,
+        sys.intern(title),
         description,
         location,
         status,
@@ -108,7 +118,15 @@ def _person(person: Person) -> list[str]:
 
 
 def _moment(value: Moment | None) -> str | None:
-    return None if value is None else moment_text(value)
+    return None if value is None else _exact(value)
+
+
+def _exact(moment: Moment) -> str:
+    """`moment_text`, with the fraction of a second where there is one (a vendor's
+    updatedAt has milliseconds, and `conflict: newest` compares them)."""
+    if isinstance(moment, datetime) and moment.microsecond:
+        return as_utc(moment).isoformat()
+    return moment_text(moment)
 
 
 def _read_moment(text: str | None) -> Moment | None:

@@ -34,7 +34,8 @@ from syncd.model import (
     calendar_uid,
     vendor_key,
 )
-from syncd.packed import CalendarGroups, by_uid, record_token
+from syncd.packed import CalendarGroups, by_uid
+from syncd.paged import VendorEntries, entries
 from syncd.plan import Op, carries_occurrence, imported_key
 
 UNKNOWN = ""
@@ -121,11 +122,12 @@ class Split:
         self.groups = by_uid(cal.records)
         self.partitioner = Partitioner(calendar_id, links, self.groups)
         self._decoded: dict[str, Sequence[Record]] = {}  # a packed group once a run
-        self.vendor: dict[str, list[Record]] = defaultdict(list)
+        self.vendor_entries: VendorEntries = entries(ven.records)
+        self.vendor: dict[str, list[int]] = defaultdict(list)  # UID -> its entries
         self.links: dict[str, list[Link]] = defaultdict(list)
         self.tombstones: dict[str, set[tuple[str, str]]] = defaultdict(set)
-        for record in ven.records:
-            self.vendor[self.partitioner.vendor_uid(record.key, record.marker)].append(record)
+        for entry, key, marker in self.vendor_entries.entries():
+            self.vendor[self.partitioner.vendor_uid(key, marker)].append(entry)
         for link in links:
             self.links[calendar_uid(link.cal_key)].append(link)
         for side, key in tombstones:
@@ -164,7 +166,7 @@ class Split:
         if not links:
             return False
         calendar = {record.key for record in self.calendar_records(uid)}
-        vendor = {record.key for record in self.vendor.get(uid, ())}
+        vendor = {self.vendor_entries.key(entry) for entry in self.vendor.get(uid, ())}
         return any(
             link.missing or link.cal_key not in calendar or link.vendor_key not in vendor
             for link in links
@@ -175,7 +177,7 @@ class Split:
         return hash(
             (
                 self.groups.token(uid, window),
-                frozenset(record_token(record, window) for record in self.vendor.get(uid, ())),
+                frozenset(self.vendor_entries.token(e, window) for e in self.vendor.get(uid, ())),
                 frozenset((link, _anchored(link, window)) for link in self.links.get(uid, ())),
                 frozenset(self.tombstones.get(uid, ())),
             )
@@ -229,7 +231,7 @@ class Settled:
                 planned[uid] = signature
         return Scope(
             _restricted_calendar(split, planned.keys()),
-            _restricted(split.listings[1], split.vendor, planned.keys()),
+            _restricted_vendor(split, planned.keys()),
             tuple(link for link in split.all_links if calendar_uid(link.cal_key) in planned),
             planned,
             split,
@@ -271,10 +273,9 @@ def _restricted_calendar(split: Split, uids: Iterable[str]) -> Listing:
     return Listing(tuple(chosen), cal.problems, cal.complete)
 
 
-def _restricted(
-    listing: Listing, records: Mapping[str, Sequence[Record]], uids: Iterable[str]
-) -> Listing:
-    """The listing with only the records of `uids`, in the listing's own order."""
-    kept = {id(record) for uid in uids for record in records.get(uid, ())}
-    chosen = tuple(record for record in listing.records if id(record) in kept)
-    return Listing(chosen, listing.problems, listing.complete)
+def _restricted_vendor(split: Split, uids: Iterable[str]) -> Listing:
+    """The vendor listing with only the records of `uids`, in the listing's own order
+    (paged records decoded only for them)."""
+    ven = split.listings[1]
+    chosen = split.vendor_entries.records(e for uid in uids for e in split.vendor.get(uid, ()))
+    return Listing(chosen, ven.problems, ven.complete)

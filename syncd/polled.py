@@ -22,6 +22,7 @@ from syncd.adapter import Adapter, BulkAdapter, Caps
 from syncd.errors import AdapterError, VersionMismatch
 from syncd.model import Event, Listing, Record, Window
 from syncd.packed import GroupedRecords
+from syncd.paged import PagedRecords, folded
 
 FRESH = 0.9
 """A listing older than this share of the poll is stale: routes fire up to 10% early
@@ -74,10 +75,9 @@ class Polled:
         """The kept listing with syncd's writes since folded in (once per listing asked,
         not once per write), fresh or not."""
         if self._listing is not None and self._writes:
-            gone = self._writes.keys()
-            kept = tuple(r for r in self._listing.records if r.key not in gone)
             written = tuple(r for r in self._writes.values() if r is not None)
-            self._listing, self._writes = replace(self._listing, records=kept + written), {}
+            records = folded(self._listing.records, self._writes.keys(), written)
+            self._listing, self._writes = replace(self._listing, records=records), {}
         return self._listing
 
     def expire(self, validators: bool = True) -> None:
@@ -158,6 +158,8 @@ def _reused(fresh: Listing, last: Listing | None) -> Listing:
     again, unchanged, costs a comparison instead of a plan over every record)."""
     if last is None or isinstance(fresh.records, GroupedRecords):
         return fresh  # a calendar's packed groups: its expansions already share them
+    if isinstance(fresh.records, PagedRecords):
+        return last if _same_paged(fresh, last) else fresh
     before = {record.key: record for record in last.records}
     records = tuple(_same(record, before.get(record.key)) for record in fresh.records)
     unchanged = (
@@ -167,6 +169,17 @@ def _reused(fresh: Listing, last: Listing | None) -> Listing:
         and (fresh.problems, fresh.complete) == (last.problems, last.complete)
     )
     return last if unchanged else replace(fresh, records=records)
+
+
+def _same_paged(fresh: Listing, last: Listing) -> bool:
+    """Whether a paged listing holds what the last one did (nothing to share: pages)."""
+    new, old = fresh.records, last.records
+    return (
+        isinstance(new, PagedRecords)
+        and isinstance(old, PagedRecords)
+        and new.same_content(old)
+        and (fresh.problems, fresh.complete) == (last.problems, last.complete)
+    )
 
 
 def _same(record: Record, old: Record | None) -> Record:

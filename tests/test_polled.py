@@ -11,6 +11,7 @@ import pytest
 
 from syncd.errors import Unavailable
 from syncd.model import Event, Listing, Window
+from syncd.paged import PagedRecords
 from syncd.polled import Polled
 from syncd.simulators.memory import MemoryAdapter
 
@@ -124,3 +125,24 @@ async def test_a_relisting_that_repeats_one_record_in_place_of_another_is_not_th
     glitched = await cached.list(WINDOW)
     assert glitched is not first
     assert sorted(r.key for r in glitched.records) == ["a", "a"]
+
+
+async def test_a_paged_side_listed_again_unchanged_answers_the_very_listing_it_answered():
+    """A vendor's packed pages (`syncd.paged`): listed again unchanged, the listing
+    before (a route settled on it stays quiet); a write folds into the kept pages and
+    the listing stays packed; a change anywhere is a new listing."""
+    side, cached, clock = polled(MemoryAdapter(paged=True))
+    first = await cached.list(WINDOW)
+    clock.now = 600
+    assert await cached.list(WINDOW) is first and isinstance(first.records, PagedRecords)
+
+    await cached.create("b", replace(EVENT, title="New"))
+    kept = cached.kept()
+    assert kept is not None and isinstance(kept.records, PagedRecords)
+    assert {r.key: r.event.title for r in kept.records} == {"a": "Call", "b": "New"}
+    clock.now = 1200
+    assert await cached.list(WINDOW) is kept  # the re-listing holds what was folded in
+    side.put("b", replace(EVENT, title="Moved"))
+    clock.now = 1800
+    changed = await cached.list(WINDOW)
+    assert changed is not kept and [r.event.title for r in changed.records] == ["Call", "Moved"]

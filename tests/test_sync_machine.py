@@ -95,6 +95,7 @@ class SyncMachine(RuleBasedStateMachine):
     vendor_absence: ClassVar[Absence] = "get"
     calendar_writable: ClassVar[bool] = True
     packed_calendar: ClassVar[bool] = False  # the calendar lists packed UID groups
+    paged_vendor: ClassVar[bool] = False  # the vendor lists packed pages
     on_vendor_delete: ClassVar[str] = "recreate"
     conflict: ClassVar[str] = "calendar"
     agree: ClassVar[bool] = True  # False where the route cannot bring the sides together
@@ -113,6 +114,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.vendor = MemoryAdapter(
             Caps(partial_update=True, fields=VENDOR_FIELDS, absence=self.vendor_absence),
             project=vendor_view,
+            paged=self.paged_vendor,
         )
         route = RouteConfig.model_validate(
             {
@@ -384,6 +386,15 @@ class ReadOnlyPackedCalendarToVendor(SyncMachine):
     packed_calendar = True
 
 
+class BothPackedCalendarPagedVendor(SyncMachine):
+    """Two-way, both listings packed as the daemon's are for a feed or file and a vendor:
+    a vendor record is judged by its entry's token, and only planned ones decoded."""
+
+    direction = "both"
+    packed_calendar = True
+    paged_vendor = True
+
+
 def case_of(kind: type[SyncMachine]) -> Any:
     """The machine's pytest test case, with the file's settings over the loaded profile."""
     test = kind.TestCase
@@ -400,6 +411,7 @@ TestReadOnlyCalendarToVendor = case_of(ReadOnlyCalendarToVendor)
 TestReadOnlyCalendarBoth = case_of(ReadOnlyCalendarBoth)
 TestBothPackedCalendar = case_of(BothPackedCalendar)
 TestReadOnlyPackedCalendarToVendor = case_of(ReadOnlyPackedCalendarToVendor)
+TestBothPackedCalendarPagedVendor = case_of(BothPackedCalendarPagedVendor)
 
 
 # --- regressions found by the machine ----------------------------------------------------

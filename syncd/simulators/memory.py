@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable, Collection
 from dataclasses import replace
 
+from syncd import paged
 from syncd.adapter import Caps
 from syncd.errors import Gone, Rejected, Unavailable, VersionMismatch
 from syncd.model import Event, Listing, Record, Window, calendar_uid
@@ -40,6 +41,7 @@ class MemoryAdapter:
         reject: Collection[str] = (),
         fail_writes: bool = False,
         packed: bool = False,
+        paged: bool = False,
     ) -> None:
         self.caps = caps or Caps()
         self.prefix = prefix  # set: creates make their own keys `<prefix><n>` (server ids)
@@ -50,6 +52,7 @@ class MemoryAdapter:
         self.reject = set(reject)  # keys whose writes raise `Rejected`
         self.fail_writes = fail_writes  # every write raises `Unavailable`
         self.packed = packed  # list packed UID groups (`syncd.packed`), as a feed or file does
+        self.paged = paged  # list packed pages (`syncd.paged`), as a vendor does
         # key -> what another client writes just before syncd's next write of it, which
         # then answers `VersionMismatch` (HTTP 412); `None`: every write of it races
         self.races: dict[str, Event | None] = {}
@@ -100,6 +103,8 @@ class MemoryAdapter:
         return self._listing(shown)
 
     def _listing(self, shown: tuple[Record, ...], complete: bool = True) -> Listing:
+        if self.paged:
+            return Listing(paged.packed(shown), complete=complete)
         if not self.packed:
             return Listing(shown, complete=complete)
         by_uid: dict[str, list[Record]] = defaultdict(list)

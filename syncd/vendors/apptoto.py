@@ -77,6 +77,7 @@ from syncd.adapter import Caps
 from syncd.errors import AdapterError, AuthFailed, Gone, Malformed, RateLimited, Rejected
 from syncd.http import Budget, HttpClient
 from syncd.model import Event, Listing, Moment, Person, Problem, Record, Window, as_utc
+from syncd.paged import Packer
 
 BASE_URL = "https://api.apptoto.com"  # [public docs: D-LIST]
 DEFAULT_BUDGET = Budget(requests=100, per=60.0)  # [public code: UOSAN comment]
@@ -307,7 +308,7 @@ class Apptoto:
 
     async def list(self, window: Window) -> Listing:
         """Every live event of our calendar starting inside the window."""
-        records: list[Record] = []
+        records = Packer()  # packed as read (`syncd.paged`)
         problems: list[Problem] = []
         async for item in self._items(window):
             if not isinstance(item, Mapping):
@@ -324,8 +325,8 @@ class Apptoto:
                 problems.append(Problem(key_of(item), str(exc)))
                 continue
             if record.in_window(window):
-                records.append(record)
-        return Listing(tuple(records), tuple(problems))
+                records.add(record)
+        return Listing(records.done(), tuple(problems))
 
     async def get(self, key: str) -> Record:
         """One event by external_id; `Gone` when there is none or it was deleted."""

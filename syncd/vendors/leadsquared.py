@@ -79,6 +79,7 @@ from syncd.model import (
     split_marker,
     with_marker,
 )
+from syncd.paged import packed
 
 CREATE, UPDATE, DELETE = "/Task.svc/Create", "/Task.svc/Update", "/Task.svc/DeleteTasks"
 GET_ONE = "/Task.svc/Retrieve.GetById"
@@ -275,7 +276,7 @@ class LeadSquared:
                 if record.in_window(window):
                     records.setdefault(record.key, record)
         ordered = sorted(records.values(), key=lambda r: (as_utc(r.event.start), r.key))
-        return Listing(tuple(ordered), tuple(problems.values()))
+        return Listing(packed(ordered), tuple(problems.values()))
 
     async def get(self, key: str) -> Record:
         """One task by `UserTaskId`; `Gone` when GetById answers `[]`."""

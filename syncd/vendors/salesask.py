@@ -61,6 +61,7 @@ from syncd.model import (
     as_utc,
     shared_person,
 )
+from syncd.paged import Packer
 
 BASE_URL = "https://integrations.salesask.com"  # [seed]; no regional or sandbox hosts known
 DEFAULT_BUDGET = Budget(requests=5, per=1.0)  # none published [unknown]: DESIGN.md section 3
@@ -231,8 +232,9 @@ class SalesAsk:
         return project(event)
 
     async def list(self, window: Window) -> Listing:
-        """Every task starting inside the window; unreadable ones become problems."""
-        records: list[Record] = []
+        """Every task starting inside the window, packed as it is read (`paged`);
+        unreadable ones become problems."""
+        records = Packer()
         problems: list[Problem] = []
         async for item in self._items(window):
             try:
@@ -242,8 +244,8 @@ class SalesAsk:
                 problems.append(Problem(str(key or "?"), str(exc)))
                 continue
             if record.in_window(window):
-                records.append(record)
-        return Listing(tuple(records), tuple(problems))
+                records.add(record)
+        return Listing(records.done(), tuple(problems))
 
     async def get(self, key: str) -> Record:
         """One task by `event_id`; `Gone` when Sales Ask has none."""

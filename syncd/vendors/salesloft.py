@@ -67,6 +67,7 @@ from syncd.adapter import Caps
 from syncd.errors import AdapterError, Gone, Malformed, Rejected, Unavailable
 from syncd.http import HttpClient
 from syncd.model import STATUSES, Event, Listing, Moment, Person, Problem, Record, Window, as_utc
+from syncd.paged import packed
 
 BASE_URL = "https://api.salesloft.com"  # [public docs: SPEC]
 EVENTS = "/v2/calendar/events"
@@ -314,7 +315,7 @@ class Salesloft:
         calendar = await self.calendar()
         params = {"start_time": time_text(window.start), "end_time": time_text(window.end)}
         records, problems, complete = await self._scan(calendar, params)
-        inside = tuple(r for r in records.values() if r.in_window(window))
+        inside = packed(r for r in records.values() if r.in_window(window))
         return Listing(inside, tuple(problems), complete)
 
     async def get(self, key: str) -> Record:

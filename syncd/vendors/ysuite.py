@@ -79,6 +79,7 @@ from syncd.model import (
     split_marker,
     with_marker,
 )
+from syncd.paged import Packer
 
 BASE_URL = "https://api.ysuite.org"  # [public docs: authentication]
 DEFAULT_BUDGET = Budget(requests=5, per=1.0)  # none published [unknown]: DESIGN.md section 3
@@ -279,7 +280,7 @@ class YSuite:
     async def list(self, window: Window) -> Listing:
         """Every task starting inside the window; unreadable ones become problems."""
         items, complete = await self._scans(window)
-        records: list[Record] = []
+        records = Packer()  # packed as read (`syncd.paged`)
         problems: list[Problem] = []
         for key, item in items.items():
             try:
@@ -288,8 +289,8 @@ class YSuite:
                 problems.append(Problem(key or "?", str(exc)))
                 continue
             if record is not None:
-                records.append(record)
-        return Listing(tuple(records), tuple(problems), complete)
+                records.add(record)
+        return Listing(records.done(), tuple(problems), complete)
 
     async def get(self, key: str) -> Record:
         """One task by `activity_id`; `Gone` when YSUITE has none."""

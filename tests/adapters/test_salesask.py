@@ -14,6 +14,7 @@ from syncd.adapter import Adapter
 from syncd.errors import Malformed, Rejected
 from syncd.http import HttpClient, Response
 from syncd.model import Event, Person, Record
+from syncd.paged import PagedRecords
 from syncd.simulators import salesask as simulator
 from syncd.simulators.salesask import SalesAskSim
 from syncd.vendors import salesask
@@ -291,6 +292,7 @@ async def test_a_listing_holds_a_customer_and_a_title_once(session: aiohttp.Clie
     second = {**TASK, "event_id": "CRM-JOB-9872", "title": "".join(["Site", " visit"])}
     first = {**TASK, "title": "".join(["Site", " visit"])}
     listing = await SalesAsk(Canned(session, [page([first, second])])).list(WINDOW)
+    assert isinstance(listing.records, PagedRecords)  # packed while read (`syncd.paged`)
     one, two = (record.event for record in listing.records)
     assert one.contact == Person("john@example.com", "John Doe") and one.contact is two.contact
     assert one.title == "Site visit" and one.title is two.title
