@@ -98,7 +98,7 @@ def _read_event(data: list[Any]) -> Event:
     return Event(
         parse_moment(start),
         parse_moment(end),
-        sys.intern(title),
+        title,
         description,
         location,
         status,

@@ -159,13 +159,20 @@ class Split:
             self._decoded[uid] = self.groups.group(uid)
         return self._decoded[uid]
 
+    def release(self, uids: Iterable[str]) -> None:
+        """Forget the decoded groups of `uids` (a chunk of a long run is done with them)."""
+        for uid in uids:
+            self._decoded.pop(uid, None)
+
     def waiting(self, uid: str) -> bool:
         """Whether the UID's plan waits on a later look: a link without both records
         listed (its absence unconfirmed, or a get that failed), or marked missing."""
         links = self.links.get(uid, ())
         if not links:
             return False
-        calendar = {record.key for record in self.calendar_records(uid)}
+        decoded = self._decoded.get(uid)
+        held = self.groups.group(uid) if decoded is None else decoded  # not kept: read once
+        calendar = {record.key for record in held}
         vendor = {self.vendor_entries.key(entry) for entry in self.vendor.get(uid, ())}
         return any(
             link.missing or link.cal_key not in calendar or link.vendor_key not in vendor
@@ -203,15 +210,35 @@ def _anchored(link: Link, window: Window) -> bool:
 
 @dataclass(frozen=True)
 class Scope:
-    """What one run plans: the records and links of the UIDs not settled, and the
-    signature each of those UIDs has this run."""
+    """What one run plans: the UIDs not settled with the signature each has this run,
+    and (made when asked) their records and links."""
 
-    calendar: Listing
-    vendor: Listing
-    links: tuple[Link, ...]
     signatures: Mapping[str, int]
     split: Split
     problems: frozenset[str]  # the UIDs the listings' problems name
+
+    @cached_property
+    def calendar(self) -> Listing:
+        """The calendar listing with only the records of these UIDs."""
+        return _restricted_calendar(self.split, self.signatures.keys())
+
+    @cached_property
+    def vendor(self) -> Listing:
+        """The vendor listing with only the records of these UIDs."""
+        return _restricted_vendor(self.split, self.signatures.keys())
+
+    @cached_property
+    def links(self) -> tuple[Link, ...]:
+        """The links of these UIDs, in the state's order."""
+        planned = self.signatures
+        return tuple(link for link in self.split.all_links if calendar_uid(link.cal_key) in planned)
+
+    def chunks(self, size: int) -> Iterator[Scope]:
+        """This scope as scopes of at most `size` UIDs each, in UID order."""
+        uids = sorted(self.signatures)
+        for first in range(0, len(uids), size):
+            part = {uid: self.signatures[uid] for uid in uids[first : first + size]}
+            yield Scope(part, self.split, self.problems)
 
 
 @dataclass
@@ -229,14 +256,7 @@ class Settled:
             signature = hash((split.signature(uid, window), context))
             if uid == UNKNOWN or uid in problems or self.signatures.get(uid) != signature:
                 planned[uid] = signature
-        return Scope(
-            _restricted_calendar(split, planned.keys()),
-            _restricted_vendor(split, planned.keys()),
-            tuple(link for link in split.all_links if calendar_uid(link.cal_key) in planned),
-            planned,
-            split,
-            frozenset(problems),
-        )
+        return Scope(planned, split, frozenset(problems))
 
     def settle(self, scope: Scope, ops: Iterable[Op], problems: Iterable[str]) -> None:
         """After a plan: the planned UIDs that planned nothing and wait on nothing are

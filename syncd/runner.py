@@ -15,7 +15,7 @@ import contextlib
 import gc
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
@@ -54,6 +54,9 @@ from syncd.state import State
 
 log = logging.getLogger("syncd.runner")
 REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
+CHUNK_UIDS = 1000
+"""UIDs a run plans and writes at a time when it plans more (a first sync, the first run
+after a restart): its memory is a chunk's views and ops, not the whole calendar's."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class RouteRunner:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set: no new ops
     vendor_kind: str = ""  # recorded with the route's options after each run
+    chunk_uids: int = CHUNK_UIDS
     plans: int = field(default=0, init=False)  # how many times this runner planned
     _waiting: bool = field(default=False, init=False, repr=False)  # see `_inputs`
     settled: Settled = field(default_factory=Settled, init=False, repr=False)  # UIDs left out
@@ -150,32 +154,101 @@ class RouteRunner:
                 return RunReport(self.route_id, "ok")
             links, tombstones = self.state.links(self.route_id), self._tombstones()
             scope = self._scope(window, (cal_listing, ven_listing), links, tombstones)
+            if not dry_run and len(scope.signatures) > self.chunk_uids:
+                return await self._chunked(window, scope, len(links), tombstones, release)
             inputs, no_owner = await self._inputs(window, scope, tombstones)
         except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing
-            return RunReport(
-                self.route_id, "failed", error=failure_text(exc), retry_after=_pause(exc)
-            )
+            return self._unseen(exc)
         ops = plan_route(inputs)
         self.plans += 1
         problems = (*cal_listing.problems, *no_owner, *ven_listing.problems)
-        named = scope.problems | {calendar_uid(problem.key) for problem in no_owner}
+        named = scope.problems | _uids_of(no_owner)
         if not dry_run:  # a UID whose plan is empty now plans nothing until it changes
             self.settled.settle(scope, ops, named)
         ops, held = self._guard(ops, len(links), release)
         if dry_run:
             return RunReport(self.route_id, "held" if held else "ok", ops, held, problems=problems)
-        started = time.monotonic()
         self._settling.before_writes(self.calendar, self.vendor)
-        with _gc_frozen():
-            report = await self._apply(ops, held, problems)
-        report = replace(report, write_seconds=time.monotonic() - started)
-        if held or report.outcome != "ok" or self._waiting:
-            self._settling.forget()
-        else:
-            sides = (self.calendar, self.vendor)
-            self._settling.settle((cal_listing, ven_listing), sides, ops, report.counts)
-            self._settle_written(scope.split, window, ops, named)
+        report = await self._timed(self._apply(ops, held, problems))
+        self._after_writes(report, self._waiting, scope, window, named)
         return report
+
+    async def _chunked(
+        self,
+        window: Window,
+        scope: Scope,
+        linked: int,
+        tombstones: frozenset[tuple[SideName, str]],
+        release: bool,
+    ) -> RunReport:
+        """A pass over more than `chunk_uids` UIDs, planned and written a chunk at a time:
+        a chunk's plan is its UIDs' plans (`partition`). Creates, updates and state-only
+        ops go through chunk by chunk; deletes wait for the guard, which counts them over
+        every chunk. The report keeps its ops without their content (`_light`)."""
+        self.plans += 1
+        self._settling.before_writes(self.calendar, self.vendor)
+        tally, raced_before = _Tally(self.route_id), self._raced
+        deletes: list[Op] = []
+        no_owner: list[Problem] = []
+        total, done = len(scope.signatures), 0
+        for part in scope.chunks(self.chunk_uids):
+            if self.stop.is_set():  # shutting down: what went through is recorded
+                return self._tallied(tally)
+            try:
+                inputs, unjudged = await self._inputs(window, part, tombstones)
+            except AdapterError as exc:  # the chunks before went through and are recorded
+                tally.add(self._unseen(exc))
+                return self._tallied(tally)
+            ops, no_owner = plan_route(inputs), no_owner + unjudged
+            tally.waiting |= self._waiting
+            self.settled.settle(part, ops, scope.problems | _uids_of(unjudged))
+            deletes += [op for op in ops if op.action == "delete"]
+            self._raced = raced_before
+            tally.add(await self._timed(self._write(tuple(o for o in ops if o.action != "delete"))))
+            tally.raced |= self._raced
+            scope.split.release(part.signatures)
+            if tally.outcome == "failed":
+                return self._tallied(tally)
+            done += len(part.signatures)
+            log.info("route %s: %d of %d calendar UIDs planned", self.route_id, done, total)
+        listed = scope.split.listings
+        problems = (*listed[0].problems, *no_owner, *listed[1].problems)
+        guarded, held = self._guard(tuple(deletes), linked, release)
+        self._raced = raced_before
+        tally.add(await self._timed(self._apply(guarded, held, problems)))
+        tally.raced |= self._raced
+        report = self._tallied(tally)
+        self._after_writes(
+            report, tally.waiting, scope, window, scope.problems | _uids_of(no_owner)
+        )
+        return report
+
+    def _tallied(self, tally: _Tally) -> RunReport:
+        self._raced = frozenset(tally.raced)  # what raced in any chunk is planned again
+        return tally.report()
+
+    async def _timed(self, writing: Awaitable[RunReport]) -> RunReport:
+        """The report of `writing`, with the time it took."""
+        started = time.monotonic()
+        with _gc_frozen():
+            report = await writing
+        return replace(report, write_seconds=time.monotonic() - started)
+
+    def _after_writes(
+        self, report: RunReport, waiting: bool, scope: Scope, window: Window, named: frozenset[str]
+    ) -> None:
+        """Settle the route on what it wrote, or on nothing: it held deletes, failed, or
+        waits on an absence's confirmation."""
+        if report.held or report.outcome != "ok" or waiting:
+            self._settling.forget()
+            return
+        sides, listings = (self.calendar, self.vendor), scope.split.listings
+        self._settling.settle(listings, sides, report.ops, report.counts)
+        self._settle_written(scope.split, window, report.ops, named)
+
+    def _unseen(self, exc: AdapterError) -> RunReport:
+        """A side we cannot see: plan nothing, delete nothing."""
+        return RunReport(self.route_id, "failed", error=failure_text(exc), retry_after=_pause(exc))
 
     def _settle_written(
         self, planned: Split, window: Window, ops: tuple[Op, ...], named: frozenset[str]
@@ -511,6 +584,12 @@ class RouteRunner:
     ) -> RunReport:
         self.state.hold_deletes(self.route_id, (_held_row(op) for op in held))
         self.state.set_listing_problems(self.route_id, ((p.key, p.reason) for p in problems))
+        return await self._write(ops, held, problems)
+
+    async def _write(
+        self, ops: tuple[Op, ...], held: tuple[Op, ...] = (), problems: tuple[Problem, ...] = ()
+    ) -> RunReport:
+        """Carry out `ops` (nothing recorded of the held deletes or the problems)."""
         applier = Applier(
             self._binding(), self.state, self.retry, stop=self.stop, raced_before=self._raced
         )
@@ -534,6 +613,58 @@ def _gc_frozen() -> Iterator[None]:
         yield
     finally:
         gc.unfreeze()
+
+
+@dataclass
+class _Tally:
+    """A chunked pass's reports added up; its ops kept without their content."""
+
+    route: str
+    outcome: str = "ok"
+    ops: list[Op] = field(default_factory=list)
+    held: tuple[Op, ...] = ()
+    counts: dict[str, int] = field(default_factory=dict)
+    problems: tuple[Problem, ...] = ()
+    error: str = ""
+    retry_after: float | None = None
+    write_seconds: float = 0.0
+    waiting: bool = False  # a chunk waits on an absence's confirmation
+    raced: set[str] = field(default_factory=set)
+
+    def add(self, report: RunReport) -> None:
+        """One chunk's report (or the deletes', or a failure's)."""
+        if report.outcome == "failed" or self.outcome == "ok":
+            self.outcome = report.outcome
+        self.ops += [_light(op) for op in report.ops]
+        self.held += report.held
+        self.counts = _summed(self.counts, report.counts)
+        self.problems = report.problems or self.problems
+        self.error = report.error or self.error
+        self.retry_after = report.retry_after or self.retry_after
+        self.write_seconds += report.write_seconds
+
+    def report(self) -> RunReport:
+        """The pass's report."""
+        return RunReport(
+            self.route,
+            self.outcome,
+            tuple(self.ops),
+            self.held,
+            self.counts,
+            self.problems,
+            self.error,
+            self.retry_after,
+            self.write_seconds,
+        )
+
+
+def _light(op: Op) -> Op:
+    """An op without the items it wrote (what a report of a long pass keeps)."""
+    return replace(op, source=None, target=None, link=None, loser=None)
+
+
+def _uids_of(problems: Iterable[Problem]) -> frozenset[str]:
+    return frozenset(calendar_uid(problem.key) for problem in problems)
 
 
 def _context(listings: tuple[Listing, Listing]) -> tuple[bool, bool]:

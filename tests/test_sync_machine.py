@@ -45,7 +45,7 @@ from syncd.model import Absence, Event, OccurrenceKey, Person, Record, Window
 from syncd.partition import Settled
 from syncd.plan import Op
 from syncd.retry import RetryPolicy
-from syncd.runner import RouteRunner, RunReport
+from syncd.runner import CHUNK_UIDS, RouteRunner, RunReport
 from syncd.settings import RouteConfig
 from syncd.simulators.memory import MemoryAdapter
 from syncd.state import State
@@ -96,6 +96,7 @@ class SyncMachine(RuleBasedStateMachine):
     calendar_writable: ClassVar[bool] = True
     packed_calendar: ClassVar[bool] = False  # the calendar lists packed UID groups
     paged_vendor: ClassVar[bool] = False  # the vendor lists packed pages
+    chunk_uids: ClassVar[int] = CHUNK_UIDS  # UIDs a run plans at a time
     on_vendor_delete: ClassVar[str] = "recreate"
     conflict: ClassVar[str] = "calendar"
     agree: ClassVar[bool] = True  # False where the route cannot bring the sides together
@@ -137,6 +138,7 @@ class SyncMachine(RuleBasedStateMachine):
             self.state,
             retry=RetryPolicy(attempts=1),
             clock=lambda: NOW,
+            chunk_uids=self.chunk_uids,
         )
         self.uids = 0
 
@@ -217,6 +219,12 @@ class SyncMachine(RuleBasedStateMachine):
     def state_reset(self) -> None:
         """`syncd reset`: the next run adopts what it created instead of duplicating it."""
         self.state.reset(ROUTE)
+
+    @rule()
+    def restart(self) -> None:
+        """The daemon restarted (or reloaded): its next run plans every UID once (in
+        chunks, where a machine plans few UIDs at a time)."""
+        self.runner = replace(self.runner)
 
     # --- syncing -------------------------------------------------------------------------------
 
@@ -320,7 +328,8 @@ class SyncMachine(RuleBasedStateMachine):
 
 
 def _shape(ops: tuple[Op, ...]) -> list[tuple[str, str, str, str, str]]:
-    return [(op.action, op.side, op.case, op.cal_key, op.vendor_key) for op in ops]
+    """The ops in any order: a run applies them concurrently, a chunked one deletes last."""
+    return sorted((op.action, op.side, op.case, op.cal_key, op.vendor_key) for op in ops)
 
 
 SETTINGS = settings(deadline=None)  # examples: the profile's (tests/conftest.py)
@@ -386,6 +395,14 @@ class ReadOnlyPackedCalendarToVendor(SyncMachine):
     packed_calendar = True
 
 
+class BothChunked(SyncMachine):
+    """Two-way, planned and written two UIDs at a time (as a first sync of a big calendar
+    is): the deletes wait for the guard over every chunk."""
+
+    direction = "both"
+    chunk_uids = 2
+
+
 class BothPackedCalendarPagedVendor(SyncMachine):
     """Two-way, both listings packed as the daemon's are for a feed or file and a vendor:
     a vendor record is judged by its entry's token, and only planned ones decoded."""
@@ -412,6 +429,7 @@ TestReadOnlyCalendarBoth = case_of(ReadOnlyCalendarBoth)
 TestBothPackedCalendar = case_of(BothPackedCalendar)
 TestReadOnlyPackedCalendarToVendor = case_of(ReadOnlyPackedCalendarToVendor)
 TestBothPackedCalendarPagedVendor = case_of(BothPackedCalendarPagedVendor)
+TestBothChunked = case_of(BothChunked)
 
 
 # --- regressions found by the machine ----------------------------------------------------

@@ -41,7 +41,6 @@ Quirk ledger:
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,7 +138,7 @@ def to_event(payload: Payload) -> Event:
     return Event(
         start=start,
         end=start if end is None else _instant(parse_time(end)),
-        title=sys.intern(title),
+        title=title,
         contact=_contact(email, name),
     )
 
