@@ -35,7 +35,6 @@ from syncd.settings import (
     YSuiteVendor,
 )
 from syncd.state import State
-from syncd.vendors import apptoto, leadsquared, salesask, salesloft, ysuite
 
 
 def calendar_adapter(
@@ -107,11 +106,20 @@ def http_client(
     )
 
 
+# Each vendor's module is imported in its own factories, when a configuration first
+# names that vendor: the five together are 2 MiB of a daemon's resident memory, and a
+# daemon talks to one or two of them.
+
+
 def _salesask(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: str) -> Adapter:
+    from syncd.vendors import salesask
+
     return salesask.SalesAsk(http)
 
 
 def _salesask_headers(vendor: VendorConfig) -> dict[str, str]:
+    from syncd.vendors import salesask
+
     assert isinstance(vendor, SalesAskVendor)
     return salesask.client_headers(vendor.api_key.get_secret_value())
 
@@ -120,6 +128,8 @@ def _ysuite(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: st
     assert isinstance(vendor, YSuiteVendor)
     options = vendor.parse_options(route.options)
     assert isinstance(options, YSuiteOptions)
+    from syncd.vendors import ysuite
+
     return ysuite.YSuite(
         http,
         account_timezone=vendor.account_timezone,
@@ -136,6 +146,8 @@ def _leadsquared(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zon
     options = vendor.parse_options(route.options)
     assert isinstance(options, LeadSquaredOptions)
     owners = list(options.owners) or ([route.rep.email] if route.rep and route.rep.email else [])
+    from syncd.vendors import leadsquared
+
     return leadsquared.LeadSquared(
         http,
         owners=owners,
@@ -150,6 +162,8 @@ def _leadsquared(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zon
 def _apptoto(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: str) -> Adapter:
     options = vendor.parse_options(route.options)
     assert isinstance(options, ApptotoOptions)
+    from syncd.vendors import apptoto
+
     return apptoto.Apptoto(
         http, calendar_id=options.calendar_id, time_zone=zone, auto_messages=options.auto_messages
     )
@@ -157,6 +171,8 @@ def _apptoto(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone: s
 
 def _apptoto_headers(vendor: VendorConfig) -> dict[str, str]:
     assert isinstance(vendor, ApptotoVendor)
+    from syncd.vendors import apptoto
+
     return apptoto.client_headers(vendor.username, vendor.api_key.get_secret_value())
 
 
@@ -164,6 +180,8 @@ def _salesloft(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone:
     assert isinstance(vendor, SalesloftVendor)
     options = vendor.parse_options(route.options)
     assert isinstance(options, SalesloftOptions)
+    from syncd.vendors import salesloft
+
     return salesloft.Salesloft(
         http,
         calendar_id=options.calendar_id,
@@ -175,17 +193,28 @@ def _salesloft(http: HttpClient, vendor: VendorConfig, route: RouteConfig, zone:
 
 def _salesloft_headers(vendor: VendorConfig) -> dict[str, str]:
     assert isinstance(vendor, SalesloftVendor)
+    from syncd.vendors import salesloft
+
     return salesloft.client_headers(vendor.api_key.get_secret_value())
 
 
-def _key_pair_headers(
-    module: Callable[[str, str], dict[str, str]],
-) -> Callable[[VendorConfig], dict[str, str]]:
-    def headers(vendor: VendorConfig) -> dict[str, str]:
-        assert isinstance(vendor, (YSuiteVendor, LeadSquaredVendor))
-        return module(vendor.access_key.get_secret_value(), vendor.secret_key.get_secret_value())
+def _ysuite_headers(vendor: VendorConfig) -> dict[str, str]:
+    from syncd.vendors import ysuite
 
-    return headers
+    return _key_pair(ysuite.client_headers, vendor)
+
+
+def _leadsquared_headers(vendor: VendorConfig) -> dict[str, str]:
+    from syncd.vendors import leadsquared
+
+    return _key_pair(leadsquared.client_headers, vendor)
+
+
+def _key_pair(
+    headers: Callable[[str, str], dict[str, str]], vendor: VendorConfig
+) -> dict[str, str]:
+    assert isinstance(vendor, (YSuiteVendor, LeadSquaredVendor))
+    return headers(vendor.access_key.get_secret_value(), vendor.secret_key.get_secret_value())
 
 
 AdapterFactory = Callable[[HttpClient, VendorConfig, RouteConfig, str], Adapter]
@@ -193,8 +222,8 @@ AdapterFactory = Callable[[HttpClient, VendorConfig, RouteConfig, str], Adapter]
 HeaderFactory = Callable[[VendorConfig], dict[str, str]]
 VENDORS: dict[str, tuple[HeaderFactory, AdapterFactory]] = {
     "salesask": (_salesask_headers, _salesask),
-    "leadsquared": (_key_pair_headers(leadsquared.client_headers), _leadsquared),
-    "ysuite": (_key_pair_headers(ysuite.client_headers), _ysuite),
+    "leadsquared": (_leadsquared_headers, _leadsquared),
+    "ysuite": (_ysuite_headers, _ysuite),
     "apptoto": (_apptoto_headers, _apptoto),
     "salesloft": (_salesloft_headers, _salesloft),
 }
