@@ -221,6 +221,12 @@ class LinkRow:
     origin: str = "created"
 
 
+CACHE_KIB = -512
+"""SQLite's page cache, in KiB (negative: a size, not a page count). The default 2 MiB
+fills with link and block pages and stays resident in the daemon for good; a file this
+size is read from the OS's cache just as fast."""
+
+
 class State:
     """The state store of one config: open it, read and write routes' rows, close it."""
 
@@ -246,6 +252,7 @@ class State:
             # WAL + NORMAL: a commit survives a killed process; only a power loss can
             # drop the newest commits, and intents (below) are written with FULL.
             self.db.execute("PRAGMA synchronous = NORMAL")
+            self.db.execute(f"PRAGMA cache_size = {CACHE_KIB}")
         migrations.apply(self.db)
 
     def others_wrote(self) -> int:

@@ -102,3 +102,10 @@ def test_a_batch_is_written_in_its_order_a_rekey_where_it_falls(tmp_path: Path) 
     state.record_links(ROUTE, batch)
     stored = _stored(state)
     assert set(stored) == {"x"} and stored["x"]["origin"] == "imported"
+
+
+def test_the_state_keeps_a_small_page_cache(tmp_path: Path) -> None:
+    """SQLite's default 2 MiB page cache filled with link and block pages and stayed
+    resident in the daemon: a state file is opened with a 512 KiB one."""
+    state = State(tmp_path / "state.db")
+    assert state.db.execute("PRAGMA cache_size").fetchone()[0] == -512
