@@ -83,16 +83,18 @@ class PagedRecords(Sequence[Record]):
         return self._hashes[entry], inside, starts_inside
 
     def records(self, entries: Iterable[int]) -> tuple[Record, ...]:
-        """The records of `entries`, decoded in entry order; each page read once."""
-        wanted = sorted(set(entries))
-        by_page: dict[int, list[str]] = {}
-        found = []
-        for entry in wanted:
-            page, line = divmod(self._lines[entry], PAGE)
-            if page not in by_page:
-                by_page[page] = zlib.decompress(self.pages[page]).decode().split("\n")
-            found.append(codec.read_record_text(by_page[page][line]))
-        return tuple(found)
+        """The records of `entries`, decoded in entry order; each page read once, and one
+        page's lines held at a time (a chunk of a long run reads a few from every page)."""
+        where = self._lines
+        found: dict[int, Record] = {}
+        page, lines = -1, [""]
+        for entry in sorted(set(entries), key=where.__getitem__):
+            wanted, line = divmod(where[entry], PAGE)
+            if wanted != page:
+                lines = []  # the page before is let go before the next is read
+                page, lines = wanted, zlib.decompress(self.pages[wanted]).decode().split("\n")
+            found[entry] = codec.read_record_text(lines[line])
+        return tuple(found[entry] for entry in sorted(found))
 
     def folded(self, gone: Collection[str], written: Sequence[Record]) -> PagedRecords:
         """This listing without the records of `gone` keys, then `written` packed after

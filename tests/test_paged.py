@@ -3,6 +3,7 @@ that stands for a record and its window flags, and folding syncd's writes in."""
 
 from __future__ import annotations
 
+import tracemalloc
 import zlib
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -144,3 +145,21 @@ def test_packing_holds_only_a_page_of_records_at_a_time():
     packer.add(task(PAGE))
     assert len(packer._packed.pages) == 1 and packer._pending == []
     assert isinstance(packer.done(), PagedRecords)
+
+
+def test_records_from_many_pages_hold_one_pages_lines_at_a_time():
+    """Regression: a chunk of a long run reads a few records from every page, and the
+    lines of every page it had read stayed alive until the last (a run after a first
+    sync held the whole listing's lines, 3.5 MiB for 10,000 records, once a chunk)."""
+    long = "x" * 2000
+    records = tuple(replace(task(n), remote_id=f"{n}{long}") for n in range(PAGE * 4))
+    packed = paged.packed(records)
+    one_page = 3 * len(zlib.decompress(packed.pages[0]))  # its bytes, text and lines
+
+    tracemalloc.start()
+    found = packed.records([0, PAGE, 2 * PAGE, 3 * PAGE])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+
+    assert found == (records[0], records[PAGE], records[2 * PAGE], records[3 * PAGE])
+    assert peak < 1.5 * one_page
