@@ -54,7 +54,7 @@ from syncd.state import State
 
 log = logging.getLogger("syncd.runner")
 REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
-CHUNK_UIDS = 1000
+CHUNK_UIDS = 250
 """UIDs a run plans and writes at a time when it plans more (a first sync, the first run
 after a restart): its memory is a chunk's views and ops, not the whole calendar's."""
 
