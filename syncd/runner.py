@@ -57,6 +57,7 @@ REPLANS = 2  # passes after the first when writes raced with another client (HTT
 CHUNK_UIDS = 250
 """UIDs a run plans and writes at a time when it plans more (a first sync, the first run
 after a restart): its memory is a chunk's views and ops, not the whole calendar's."""
+WRITE_BATCH = 1000  # ops of such a run written together (the writers stay busy)
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,7 @@ class RouteRunner:
     stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set: no new ops
     vendor_kind: str = ""  # recorded with the route's options after each run
     chunk_uids: int = CHUNK_UIDS
+    write_batch: int = WRITE_BATCH
     plans: int = field(default=0, init=False)  # how many times this runner planned
     _waiting: bool = field(default=False, init=False, repr=False)  # see `_inputs`
     settled: Settled = field(default_factory=Settled, init=False, repr=False)  # UIDs left out
@@ -181,47 +183,71 @@ class RouteRunner:
         tombstones: frozenset[tuple[SideName, str]],
         release: bool,
     ) -> RunReport:
-        """A pass over more than `chunk_uids` UIDs, planned and written a chunk at a time:
-        a chunk's plan is its UIDs' plans (`partition`). Creates, updates and state-only
-        ops go through chunk by chunk; deletes wait for the guard, which counts them over
-        every chunk. The report keeps its ops without their content (`_light`)."""
+        """A pass over more than `chunk_uids` UIDs, planned a chunk at a time: a chunk's
+        plan is its UIDs' plans (`partition`). Creates, updates and state-only ops go out
+        `write_batch` or more at a time (a batch per chunk would leave the writers idle at
+        each chunk's end); deletes wait for the guard, which counts them over every chunk.
+        The report keeps its ops without their content (`_light`)."""
         self.plans += 1
         self._settling.before_writes(self.calendar, self.vendor)
         tally, raced_before = _Tally(self.route_id), self._raced
         deletes: list[Op] = []
+        pending: list[Op] = []
         no_owner: list[Problem] = []
-        total, done = len(scope.signatures), 0
-        for part in scope.chunks(self.chunk_uids):
+        planned, chunks = 0, scope.chunks(self.chunk_uids)
+        for part in chunks:
             if self.stop.is_set():  # shutting down: what went through is recorded
                 return self._tallied(tally)
             try:
                 inputs, unjudged = await self._inputs(window, part, tombstones)
-            except AdapterError as exc:  # the chunks before went through and are recorded
+            except AdapterError as exc:  # the batches before went through and are recorded
                 tally.add(self._unseen(exc))
                 return self._tallied(tally)
             ops, no_owner = plan_route(inputs), no_owner + unjudged
             tally.waiting |= self._waiting
             self.settled.settle(part, ops, scope.problems | _uids_of(unjudged))
-            deletes += [op for op in ops if op.action == "delete"]
-            self._raced = raced_before
-            tally.add(await self._timed(self._write(tuple(o for o in ops if o.action != "delete"))))
-            tally.raced |= self._raced
             scope.split.release(part.signatures)
+            deletes += [op for op in ops if op.action == "delete"]
+            pending += [op for op in ops if op.action != "delete"]
+            planned += len(part.signatures)
+            if len(pending) >= self.write_batch or planned == len(scope.signatures):
+                await self._write_batch(tally, tuple(pending), raced_before)
+                pending = []
+                log.info(
+                    "route %s: %d of %d calendar UIDs planned, %d operations done",
+                    self.route_id,
+                    planned,
+                    len(scope.signatures),
+                    len(tally.ops),
+                )
             if tally.outcome == "failed":
                 return self._tallied(tally)
-            done += len(part.signatures)
-            log.info("route %s: %d of %d calendar UIDs planned", self.route_id, done, total)
         listed = scope.split.listings
         problems = (*listed[0].problems, *no_owner, *listed[1].problems)
         guarded, held = self._guard(tuple(deletes), linked, release)
-        self._raced = raced_before
-        tally.add(await self._timed(self._apply(guarded, held, problems)))
-        tally.raced |= self._raced
+        await self._write_batch(tally, guarded, raced_before, held, problems)
         report = self._tallied(tally)
         self._after_writes(
             report, tally.waiting, scope, window, scope.problems | _uids_of(no_owner)
         )
         return report
+
+    async def _write_batch(
+        self,
+        tally: _Tally,
+        ops: tuple[Op, ...],
+        raced_before: frozenset[str],
+        held: tuple[Op, ...] | None = None,
+        problems: tuple[Problem, ...] = (),
+    ) -> None:
+        """Write one batch of a chunked pass; `held` (the last batch): record the held
+        deletes and the listing problems too."""
+        self._raced = raced_before
+        if held is None:
+            tally.add(await self._timed(self._write(ops)))
+        else:
+            tally.add(await self._timed(self._apply(ops, held, problems)))
+        tally.raced |= self._raced
 
     def _tallied(self, tally: _Tally) -> RunReport:
         self._raced = frozenset(tally.raced)  # what raced in any chunk is planned again

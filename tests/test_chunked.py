@@ -24,7 +24,7 @@ def chunked_route(
     tmp_path: Path, events: int, **settings: object
 ) -> tuple[RouteRunner, MemoryAdapter, MemoryAdapter]:
     """A route over `events` single events of a packed calendar, planned two UIDs at a
-    time; the vendor's listing kept and paged as the daemon's is."""
+    time and written once two ops wait; the vendor's listing kept and paged as the daemon's is."""
     calendar_side, vendor = MemoryAdapter(windowed=False, packed=True), MemoryAdapter(paged=True)
     for n in range(events):
         start = NOW + n * HOUR
@@ -38,6 +38,7 @@ def chunked_route(
         State(tmp_path / "s.db"),
         clock=lambda: NOW,
         chunk_uids=2,
+        write_batch=2,
     )
     return runner, calendar_side, vendor
 
