@@ -229,13 +229,15 @@ class Scope:
 
     @cached_property
     def links(self) -> tuple[Link, ...]:
-        """The links of these UIDs, in the state's order."""
-        planned = self.signatures
-        return tuple(link for link in self.split.all_links if calendar_uid(link.cal_key) in planned)
+        """The links of these UIDs (each UID's in the state's order)."""
+        by_uid = self.split.links
+        return tuple(link for uid in sorted(self.signatures) for link in by_uid.get(uid, ()))
 
     def chunks(self, size: int) -> Iterator[Scope]:
-        """This scope as scopes of at most `size` UIDs each, in UID order."""
-        uids = sorted(self.signatures)
+        """This scope as scopes of at most `size` UIDs each, in the order of their first
+        vendor record (so a chunk reads few of a paged listing's pages), then by UID."""
+        vendor, last = self.split.vendor, len(self.split.listings[1].records)
+        uids = sorted(self.signatures, key=lambda uid: (min(vendor.get(uid) or [last]), uid))
         for first in range(0, len(uids), size):
             part = {uid: self.signatures[uid] for uid in uids[first : first + size]}
             yield Scope(part, self.split, self.problems)
