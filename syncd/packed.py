@@ -105,6 +105,11 @@ class GroupedRecords(Sequence[Record]):
         packed = self.groups.get(uid)
         return () if packed is None else packed.records()
 
+    def size(self, uid: str) -> int:
+        """How many records one UID's group holds, without decoding it."""
+        packed = self.groups.get(uid)
+        return 0 if packed is None else packed.count
+
     def token(self, uid: str, window: Window) -> tuple[int, int, int] | None:
         """`Packed.token` of one UID's group; None without one."""
         packed = self.groups.get(uid)
@@ -166,6 +171,8 @@ class CalendarGroups(Protocol):
 
     def group(self, uid: str) -> Sequence[Record]: ...
 
+    def size(self, uid: str) -> int: ...
+
     def token(self, uid: str, window: Window) -> Hashable: ...
 
 
@@ -183,6 +190,9 @@ class _Unpacked:
 
     def group(self, uid: str) -> Sequence[Record]:
         return self._by_uid.get(uid, ())
+
+    def size(self, uid: str) -> int:
+        return len(self._by_uid.get(uid, ()))
 
     def token(self, uid: str, window: Window) -> Hashable:
         return frozenset(record_token(record, window) for record in self._by_uid.get(uid, ()))

@@ -159,6 +159,11 @@ class Split:
             self._decoded[uid] = self.groups.group(uid)
         return self._decoded[uid]
 
+    def weight(self, uid: str) -> int:
+        """One UID's share of a plan's work and memory: its records on both sides (a
+        series holds dozens, a single event one or two), and one for the UID itself."""
+        return 1 + self.groups.size(uid) + len(self.vendor.get(uid, ()))
+
     def release(self, uids: Iterable[str]) -> None:
         """Forget the decoded groups of `uids` (a chunk of a long run is done with them)."""
         for uid in uids:
@@ -233,13 +238,24 @@ class Scope:
         by_uid = self.split.links
         return tuple(link for uid in sorted(self.signatures) for link in by_uid.get(uid, ()))
 
-    def chunks(self, size: int) -> Iterator[Scope]:
-        """This scope as scopes of at most `size` UIDs each, in the order of their first
-        vendor record (so a chunk reads few of a paged listing's pages), then by UID."""
+    def weight(self) -> int:
+        """What planning these UIDs costs, in `Split.weight`s."""
+        return sum(self.split.weight(uid) for uid in self.signatures)
+
+    def chunks(self, weight: int) -> Iterator[Scope]:
+        """This scope as scopes of about `weight` each (at least one UID), their UIDs in
+        the order of their first vendor record (so a chunk reads few of a paged
+        listing's pages), then by UID."""
         vendor, last = self.split.vendor, len(self.split.listings[1].records)
         uids = sorted(self.signatures, key=lambda uid: (min(vendor.get(uid) or [last]), uid))
-        for first in range(0, len(uids), size):
-            part = {uid: self.signatures[uid] for uid in uids[first : first + size]}
+        part: dict[str, int] = {}
+        held = 0
+        for uid in uids:
+            part[uid], held = self.signatures[uid], held + self.split.weight(uid)
+            if held >= weight:
+                yield Scope(part, self.split, self.problems)
+                part, held = {}, 0
+        if part:
             yield Scope(part, self.split, self.problems)
 
 

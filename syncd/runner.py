@@ -54,9 +54,10 @@ from syncd.state import State
 
 log = logging.getLogger("syncd.runner")
 REPLANS = 2  # passes after the first when writes raced with another client (HTTP 412)
-CHUNK_UIDS = 250
-"""UIDs a run plans and writes at a time when it plans more (a first sync, the first run
-after a restart): its memory is a chunk's views and ops, not the whole calendar's."""
+CHUNK_WEIGHT = 1000
+"""How much a run plans at a time when it plans more (a first sync, the first run after
+a restart), in `Split.weight`s (about a UID and its records): its memory is a chunk's
+views and ops, not the whole calendar's."""
 WRITE_BATCH = 1000  # ops of such a run written together (the writers stay busy)
 
 
@@ -89,7 +90,7 @@ class RouteRunner:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     stop: asyncio.Event = field(default_factory=asyncio.Event, repr=False)  # set: no new ops
     vendor_kind: str = ""  # recorded with the route's options after each run
-    chunk_uids: int = CHUNK_UIDS
+    chunk_weight: int = CHUNK_WEIGHT
     write_batch: int = WRITE_BATCH
     plans: int = field(default=0, init=False)  # how many times this runner planned
     _waiting: bool = field(default=False, init=False, repr=False)  # see `_inputs`
@@ -156,7 +157,7 @@ class RouteRunner:
                 return RunReport(self.route_id, "ok")
             links, tombstones = self.state.links(self.route_id), self._tombstones()
             scope = self._scope(window, (cal_listing, ven_listing), links, tombstones)
-            if not dry_run and len(scope.signatures) > self.chunk_uids:
+            if not dry_run and scope.weight() > self.chunk_weight:
                 return await self._chunked(window, scope, len(links), tombstones, release)
             inputs, no_owner = await self._inputs(window, scope, tombstones)
         except AdapterError as exc:  # a side we cannot see: plan nothing, delete nothing
@@ -183,7 +184,7 @@ class RouteRunner:
         tombstones: frozenset[tuple[SideName, str]],
         release: bool,
     ) -> RunReport:
-        """A pass over more than `chunk_uids` UIDs, planned a chunk at a time: a chunk's
+        """A pass weighing more than `chunk_weight`, planned a chunk at a time: a chunk's
         plan is its UIDs' plans (`partition`). Creates, updates and state-only ops go out
         `write_batch` or more at a time (a batch per chunk would leave the writers idle at
         each chunk's end); deletes wait for the guard, which counts them over every chunk.
@@ -194,7 +195,7 @@ class RouteRunner:
         deletes: list[Op] = []
         pending: list[Op] = []
         no_owner: list[Problem] = []
-        planned, chunks = 0, scope.chunks(self.chunk_uids)
+        planned, chunks = 0, scope.chunks(self.chunk_weight)
         for part in chunks:
             if self.stop.is_set():  # shutting down: what went through is recorded
                 return self._tallied(tally)

@@ -37,7 +37,7 @@ def chunked_route(
         Polled(vendor, timedelta(minutes=5)),
         State(tmp_path / "s.db"),
         clock=lambda: NOW,
-        chunk_uids=2,
+        chunk_weight=4,  # two UIDs of one record each
         write_batch=2,
     )
     return runner, calendar_side, vendor

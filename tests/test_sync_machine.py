@@ -45,7 +45,7 @@ from syncd.model import Absence, Event, OccurrenceKey, Person, Record, Window
 from syncd.partition import Settled
 from syncd.plan import Op
 from syncd.retry import RetryPolicy
-from syncd.runner import CHUNK_UIDS, WRITE_BATCH, RouteRunner, RunReport
+from syncd.runner import CHUNK_WEIGHT, WRITE_BATCH, RouteRunner, RunReport
 from syncd.settings import RouteConfig
 from syncd.simulators.memory import MemoryAdapter
 from syncd.state import State
@@ -96,7 +96,7 @@ class SyncMachine(RuleBasedStateMachine):
     calendar_writable: ClassVar[bool] = True
     packed_calendar: ClassVar[bool] = False  # the calendar lists packed UID groups
     paged_vendor: ClassVar[bool] = False  # the vendor lists packed pages
-    chunk_uids: ClassVar[int] = CHUNK_UIDS  # UIDs a run plans at a time
+    chunk_weight: ClassVar[int] = CHUNK_WEIGHT  # what a run plans at a time
     write_batch: ClassVar[int] = WRITE_BATCH  # ops such a run writes together
     on_vendor_delete: ClassVar[str] = "recreate"
     conflict: ClassVar[str] = "calendar"
@@ -139,7 +139,7 @@ class SyncMachine(RuleBasedStateMachine):
             self.state,
             retry=RetryPolicy(attempts=1),
             clock=lambda: NOW,
-            chunk_uids=self.chunk_uids,
+            chunk_weight=self.chunk_weight,
             write_batch=self.write_batch,
         )
         self.uids = 0
@@ -398,11 +398,11 @@ class ReadOnlyPackedCalendarToVendor(SyncMachine):
 
 
 class BothChunked(SyncMachine):
-    """Two-way, planned two UIDs at a time and written three ops or more at a time (as
+    """Two-way, planned a few UIDs at a time and written three ops or more at a time (as
     a first sync of a big calendar is): the deletes wait for the guard over every chunk."""
 
     direction = "both"
-    chunk_uids = 2
+    chunk_weight = 4  # two to four UIDs
     write_batch = 3  # a batch holds the ops of one chunk or of several
 
 
