@@ -89,7 +89,28 @@ def _instants(records: Iterable[Record]) -> array[int]:
     return array("q", sorted(found))
 
 
-class GroupedRecords(Sequence[Record]):
+class DecodedOnDemand(Sequence[Record]):
+    """A listing's records held packed, a `Sequence` of every record decoded for whatever
+    iterates or indexes it, and equal to the tuple of those records."""
+
+    @overload
+    def __getitem__(self, index: int) -> Record: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Record]: ...
+
+    def __getitem__(self, index: int | slice) -> Record | Sequence[Record]:
+        return tuple(self)[index]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, DecodedOnDemand):
+            return tuple(self) == tuple(other)
+        return isinstance(other, tuple) and tuple(self) == other
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a tuple, so not hashable like one
+
+
+class GroupedRecords(DecodedOnDemand):
     """A listing's records as packed UID groups (see the module docstring)."""
 
     def __init__(self, groups: Mapping[str, Packed]) -> None:
@@ -121,22 +142,6 @@ class GroupedRecords(Sequence[Record]):
     def __iter__(self) -> Iterator[Record]:
         everything = [record for packed in self.groups.values() for record in packed.records()]
         return iter(sorted(everything, key=lambda record: record.key))
-
-    @overload
-    def __getitem__(self, index: int) -> Record: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Record]: ...
-
-    def __getitem__(self, index: int | slice) -> Record | Sequence[Record]:
-        return tuple(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, GroupedRecords):
-            return tuple(self) == tuple(other)
-        return isinstance(other, tuple) and tuple(self) == other
-
-    __hash__ = None  # type: ignore[assignment]  # equal to a tuple, so not hashable like one
 
     def __repr__(self) -> str:
         return f"GroupedRecords({len(self.groups)} groups, {self._count} records)"

@@ -20,18 +20,18 @@ from __future__ import annotations
 import zlib
 from array import array
 from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
-from typing import Protocol, overload
+from typing import Protocol
 
 from syncd import codec
 from syncd.model import Record, Window
-from syncd.packed import instant, record_token
+from syncd.packed import DecodedOnDemand, instant, record_token
 
 PAGE = 128  # records a page: a vendor's own pages are 100 or so
 _LEVEL = 1  # zlib: the fastest level (as `packed`)
 _NO_ANCHOR = -(2**63)  # the instant array's mark for a record without an original start
 
 
-class PagedRecords(Sequence[Record]):
+class PagedRecords(DecodedOnDemand):
     """A vendor listing's records as compressed pages (see the module docstring)."""
 
     def __init__(self) -> None:
@@ -98,14 +98,22 @@ class PagedRecords(Sequence[Record]):
 
     def folded(self, gone: Collection[str], written: Sequence[Record]) -> PagedRecords:
         """This listing without the records of `gone` keys, then `written` packed after
-        them: the pages are shared, not copied."""
+        them. The pages are shared, not copied, and a page no record is left on is
+        dropped: a daemon whose vendor keeps listing what it wrote keeps this listing
+        for months, one fold per write."""
+        kept = [entry for entry, key in enumerate(self.keys) if key not in gone]
+        live = sorted({self._lines[entry] // PAGE for entry in kept})
+        moved = {page: index for index, page in enumerate(live)}
         folded = PagedRecords()
-        folded.pages = list(self.pages)
-        for entry, key, marker in self.entries():
-            if key not in gone:
-                folded._add_entry(key, marker, self._hashes[entry], self._lines[entry])
-                folded._starts.append(self._starts[entry])
-                folded._anchors.append(self._anchors[entry])
+        folded.pages = [self.pages[page] for page in live]
+        for entry in kept:
+            page, line = divmod(self._lines[entry], PAGE)
+            marker = self.markers.get(entry, "")
+            folded._add_entry(
+                self.keys[entry], marker, self._hashes[entry], moved[page] * PAGE + line
+            )
+            folded._starts.append(self._starts[entry])
+            folded._anchors.append(self._anchors[entry])
         for first in range(0, len(written), PAGE):
             folded.add_page(written[first : first + PAGE])
         return folded
@@ -124,22 +132,6 @@ class PagedRecords(Sequence[Record]):
 
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records(range(len(self.keys))))
-
-    @overload
-    def __getitem__(self, index: int) -> Record: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> Sequence[Record]: ...
-
-    def __getitem__(self, index: int | slice) -> Record | Sequence[Record]:
-        return tuple(self)[index]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, PagedRecords):
-            return tuple(self) == tuple(other)
-        return isinstance(other, tuple) and tuple(self) == other
-
-    __hash__ = None  # type: ignore[assignment]  # equal to a tuple, so not hashable like one
 
     def __repr__(self) -> str:
         return f"PagedRecords({len(self.pages)} pages, {len(self.keys)} records)"

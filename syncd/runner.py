@@ -195,8 +195,8 @@ class RouteRunner:
         deletes: list[Op] = []
         pending: list[Op] = []
         no_owner: list[Problem] = []
-        planned, chunks = 0, scope.chunks(self.chunk_weight)
-        for part in chunks:
+        planned = 0
+        for part in scope.chunks(self.chunk_weight):
             if self.stop.is_set():  # shutting down: what went through is recorded
                 return self._tallied(tally)
             try:

@@ -113,6 +113,21 @@ def test_folding_drops_the_gone_keys_appends_the_writes_and_shares_the_pages():
     )
 
 
+def test_a_page_no_record_is_left_on_is_dropped_when_writes_fold_in():
+    """Regression: a fold kept every page, and a daemon whose vendor keeps listing what it
+    wrote folds into one listing for months: a page whose records were all written
+    again is gone, the others keep their records."""
+    records = tasks(PAGE * 2 + 3)
+    packed = paged.packed(records)
+    first_page = {record.key for record in records[:PAGE]}
+    again = tuple(replace(record, version="new") for record in records[:PAGE])
+
+    folded = packed.folded(first_page, again)
+
+    assert len(folded.pages) == 3 and folded.pages[:2] == packed.pages[1:]
+    assert tuple(folded) == (*records[PAGE:], *again)
+
+
 def test_same_content_ignores_the_order_but_not_a_repeat_or_a_change():
     records = tasks(5)
     packed = paged.packed(records)
