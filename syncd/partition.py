@@ -153,11 +153,15 @@ class Split:
         """Every UID with a record, a calendar group or a link."""
         return set(self.groups.uids()) | self.vendor.keys() | self.links.keys()
 
-    def calendar_records(self, uid: str) -> Sequence[Record]:
-        """One UID's calendar records (a packed group is decoded once a run)."""
-        if uid not in self._decoded:
-            self._decoded[uid] = self.groups.group(uid)
-        return self._decoded[uid]
+    def calendar_records(self, uid: str, keep: bool = True) -> Sequence[Record]:
+        """One UID's calendar records: a packed group is decoded once a run, or, without
+        `keep`, read without being kept when it was not decoded already."""
+        decoded = self._decoded.get(uid)
+        if decoded is None:
+            decoded = self.groups.group(uid)
+            if keep:
+                self._decoded[uid] = decoded
+        return decoded
 
     def weight(self, uid: str) -> int:
         """One UID's share of a plan's work and memory: its records on both sides (a
@@ -175,9 +179,7 @@ class Split:
         links = self.links.get(uid, ())
         if not links:
             return False
-        decoded = self._decoded.get(uid)
-        held = self.groups.group(uid) if decoded is None else decoded  # not kept: read once
-        calendar = {record.key for record in held}
+        calendar = {record.key for record in self.calendar_records(uid, keep=False)}
         vendor = {self.vendor_entries.key(entry) for entry in self.vendor.get(uid, ())}
         return any(
             link.missing or link.cal_key not in calendar or link.vendor_key not in vendor
@@ -268,9 +270,13 @@ class Settled:
     def scope(self, split: Split, window: Window, context: Hashable, problems: set[str]) -> Scope:
         """The UIDs to plan this run: every one whose signature differs from its settled
         one, and every one a listing problem names. `context` is what every UID's plan
-        reads besides its own records, links and tombstones (the sides' completeness)."""
+        reads besides its own records, links and tombstones (the sides' completeness).
+        A settled UID with nothing left on either side is forgotten."""
+        present = split.uids()
+        for uid in self.signatures.keys() - present:
+            del self.signatures[uid]
         planned = {}
-        for uid in split.uids() | problems:
+        for uid in present | problems:
             signature = hash((split.signature(uid, window), context))
             if uid == UNKNOWN or uid in problems or self.signatures.get(uid) != signature:
                 planned[uid] = signature
@@ -286,8 +292,6 @@ class Settled:
                 self.signatures.pop(uid, None)
             else:
                 self.signatures[uid] = signature
-        for uid in self.signatures.keys() - split.uids():
-            del self.signatures[uid]
 
     def settle_written(
         self, split: Split, window: Window, context: Hashable, uids: Iterable[str]

@@ -191,7 +191,7 @@ class RouteRunner:
         The report keeps its ops without their content (`_light`)."""
         self.plans += 1
         self._settling.before_writes(self.calendar, self.vendor)
-        tally, raced_before = _Tally(self.route_id), self._raced
+        tally, raced_before = _Tally(RunReport(self.route_id, "ok")), self._raced
         deletes: list[Op] = []
         pending: list[Op] = []
         no_owner: list[Problem] = []
@@ -219,9 +219,9 @@ class RouteRunner:
                     self.route_id,
                     planned,
                     len(scope.signatures),
-                    len(tally.ops),
+                    len(tally.report.ops),
                 )
-            if tally.outcome == "failed":
+            if tally.report.outcome == "failed":
                 return self._tallied(tally)
         listed = scope.split.listings
         problems = (*listed[0].problems, *no_owner, *listed[1].problems)
@@ -252,7 +252,7 @@ class RouteRunner:
 
     def _tallied(self, tally: _Tally) -> RunReport:
         self._raced = frozenset(tally.raced)  # what raced in any chunk is planned again
-        return tally.report()
+        return tally.report
 
     async def _timed(self, writing: Awaitable[RunReport]) -> RunReport:
         """The report of `writing`, with the time it took."""
@@ -644,45 +644,33 @@ def _gc_frozen() -> Iterator[None]:
 
 @dataclass
 class _Tally:
-    """A chunked pass's reports added up; its ops kept without their content."""
+    """A chunked pass so far: its reports merged, whether a chunk waits on an absence's
+    confirmation, and the keys that raced in any batch."""
 
-    route: str
-    outcome: str = "ok"
-    ops: list[Op] = field(default_factory=list)
-    held: tuple[Op, ...] = ()
-    counts: dict[str, int] = field(default_factory=dict)
-    problems: tuple[Problem, ...] = ()
-    error: str = ""
-    retry_after: float | None = None
-    write_seconds: float = 0.0
-    waiting: bool = False  # a chunk waits on an absence's confirmation
+    report: RunReport
+    waiting: bool = False
     raced: set[str] = field(default_factory=set)
 
-    def add(self, report: RunReport) -> None:
-        """One chunk's report (or the deletes', or a failure's)."""
-        if report.outcome == "failed" or self.outcome == "ok":
-            self.outcome = report.outcome
-        self.ops += [_light(op) for op in report.ops]
-        self.held += report.held
-        self.counts = _summed(self.counts, report.counts)
-        self.problems = report.problems or self.problems
-        self.error = report.error or self.error
-        self.retry_after = report.retry_after or self.retry_after
-        self.write_seconds += report.write_seconds
-
-    def report(self) -> RunReport:
-        """The pass's report."""
-        return RunReport(
-            self.route,
-            self.outcome,
-            tuple(self.ops),
-            self.held,
-            self.counts,
-            self.problems,
-            self.error,
-            self.retry_after,
-            self.write_seconds,
+    def add(self, part: RunReport) -> None:
+        """One batch's report (or the deletes', or a failure's); its ops kept without
+        their content."""
+        total = self.report
+        self.report = replace(
+            total,
+            outcome=_worse(total.outcome, part.outcome),
+            ops=total.ops + tuple(_light(op) for op in part.ops),
+            held=total.held + part.held,
+            counts=_summed(total.counts, part.counts),
+            problems=part.problems or total.problems,
+            error=part.error or total.error,
+            retry_after=part.retry_after or total.retry_after,
+            write_seconds=total.write_seconds + part.write_seconds,
         )
+
+
+def _worse(outcome: str, other: str) -> str:
+    """The worse of two outcomes: failed, then held, then ok."""
+    return other if other == "failed" or outcome == "ok" else outcome
 
 
 def _light(op: Op) -> Op:

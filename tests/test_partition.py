@@ -23,7 +23,7 @@ from syncd.model import (
     vendor_key,
 )
 from syncd.packed import GroupedRecords, Packed, by_uid
-from syncd.partition import UNKNOWN, Partitioner, Split
+from syncd.partition import UNKNOWN, Partitioner, Settled, Split
 from syncd.plan import imported_key
 from syncd.polled import Polled
 from syncd.runner import RouteRunner
@@ -231,3 +231,14 @@ async def test_a_uid_whose_tombstone_is_cleared_is_planned_again(tmp_path: Path)
     report = await runner.run()
 
     assert report.counts["created"] == 1 and "cal:e0" in vendor.items
+
+
+def test_a_settled_uid_with_nothing_left_on_either_side_is_forgotten():
+    """Forgotten once a run, when its scope is taken (a chunked run took it once a chunk):
+    a UID with no record and no link left holds no signature."""
+    settled = Settled({"gone": 1, "kept": 2})
+    split = Split("cal", (listed(record("VEVENT:kept:-")), Listing(())), (), ())
+
+    scope = settled.scope(split, Window(NOW, NOW + HOUR), (True, True), set())
+
+    assert set(settled.signatures) <= {"kept"} and "kept" in scope.signatures
