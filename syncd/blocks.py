@@ -4,8 +4,8 @@ Pure, no I/O. `split` cuts a body into its VCALENDARs, each with its own propert
 (the header: VERSION, CALSCALE, X-WR-TIMEZONE, ...) and its top-level component blocks,
 on the raw text: only BEGIN/END lines at depth 1 open and close a block, so a nested
 VALARM stays inside its VEVENT, and folded lines stay with the line they continue.
-The original bytes of every line are kept, so a block can be handed to the parser as
-it came.
+A block is kept as where it lies in the body (the body is not copied: a 3 MB feed's
+blocks would be another 3 MB), so it can be handed to the parser as it came.
 
 `groups` puts the VEVENTs of one UID together (a series' master and its overrides are
 expanded together, so an override that changes re-expands its series) and gives each
@@ -23,7 +23,7 @@ import hashlib
 import re
 import sys
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 __all__ = ["VOLATILE", "Block", "Group", "VCalendar", "body", "groups", "split", "zones"]
 
@@ -38,29 +38,37 @@ _NONE: frozenset[str] = frozenset()  # shared by the many blocks that name no TZ
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Block:
-    """One top-level component: its name, raw lines (no line ends) and what it names."""
+    """One top-level component: its name, where it lies in the body, and what it names."""
 
     name: str  # VEVENT, VTIMEZONE, VTODO, ... (upper case)
-    text: bytes  # its physical lines as they came, joined by CRLF (one object, not many)
+    start: int  # the offset of its BEGIN line in `VCalendar.source`
+    end: int  # the offset just past its END line (its line end not included)
     key: str  # the UID of a VEVENT (unescaped, as the parser reads it), a VTIMEZONE's TZID
     tzids: frozenset[str]  # the TZID= parameters of its lines
-    digest: str  # SHA-256 of its unfolded lines without the VOLATILE ones
+    digest: bytes  # SHA-256 of its unfolded lines without the VOLATILE ones (raw: a
+    # feed's 10,000 blocks hold half the memory hex would; `groups` combines the hex)
     nests_events: bool = False  # a VEVENT inside it (an X- wrapper, a VTODO): the parser
     # finds those too (it walks every VEVENT), so such a body is only parsed whole
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class VCalendar:
-    """One VCALENDAR: its own property lines, their digest, and its component blocks."""
+    """One VCALENDAR: its own property lines, their digest, its component blocks, and
+    the body they lie in."""
 
     header: tuple[bytes, ...]
     header_digest: str
     blocks: tuple[Block, ...]
+    source: bytes = field(repr=False)
+
+    def text(self, block: Block) -> bytes:
+        """A block's physical lines as they came, joined by CRLF."""
+        return b"\r\n".join(_LINE_ENDS.split(self.source[block.start : block.end]))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Group:
     """The VEVENT blocks of one UID, with the digest that says whether to parse again."""
 
@@ -70,9 +78,10 @@ class Group:
     digest: str  # own blocks + the VTIMEZONEs they use + the calendar header
 
 
-def _physical(data: bytes) -> Iterator[bytes]:
-    """The physical lines of a body, split a piece of about `_PIECE` bytes at a time:
-    a 3 MB feed's hundred thousand lines never exist as one list."""
+def _physical(data: bytes) -> Iterator[tuple[bytes, int]]:
+    """(line, its offset) for each physical line of a body, split a piece of about
+    `_PIECE` bytes at a time: a 3 MB feed's hundred thousand lines never exist as one
+    list."""
     start, size = 0, len(data)
     while start < size:
         end = data.find(b"\n", start + _PIECE)
@@ -80,24 +89,29 @@ def _physical(data: bytes) -> Iterator[bytes]:
         lines = _LINE_ENDS.split(data[start:end])
         if end < size:
             lines.pop()  # the empty text after the piece's last line end
-        yield from lines
+        offset = start
+        for line in lines:
+            yield line, offset
+            offset += len(line)
+            offset += 2 if data[offset : offset + 2] == b"\r\n" else 1
         start = end
 
 
-def _logical(data: bytes) -> Iterator[tuple[bytes, list[bytes]]]:
-    """(unfolded line, its physical lines) for each content line of the body."""
+def _logical(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(unfolded line, start, end) for each content line of the body: its physical
+    lines lie in `data[start:end]`."""
     unfolded: bytes | None = None
-    physical: list[bytes] = []
-    for line in _physical(data):
+    start = end = 0
+    for line, offset in _physical(data):
         if line[:1] in (b" ", b"\t") and unfolded is not None:
             unfolded += line[1:]
-            physical.append(line)
+            end = offset + len(line)
             continue
         if unfolded is not None:
-            yield unfolded, physical
-        unfolded, physical = line, [line]
+            yield unfolded, start, end
+        unfolded, start, end = line, offset, offset + len(line)
     if unfolded is not None:
-        yield unfolded, physical
+        yield unfolded, start, end
 
 
 def _text(line: bytes) -> str:
@@ -160,15 +174,16 @@ def _digest(lines: list[bytes]) -> str:
     return hashlib.sha256(b"\n".join(kept)).hexdigest()
 
 
-def _block(name: str, entries: list[tuple[bytes, list[bytes], str]]) -> Block:
-    """One top-level component from its lines (unfolded, physical, boundary marker), in
-    one pass: its key, the TZIDs it uses, and the digest of its non-volatile lines."""
+def _block(name: str, entries: list[tuple[bytes, str]], start: int, end: int) -> Block:
+    """One top-level component from its lines (unfolded, boundary marker) lying in
+    `[start, end)` of the body, in one pass: its key, the TZIDs it uses, and the digest
+    of its non-volatile lines."""
     wanted = "UID" if name == "VEVENT" else "TZID" if name == "VTIMEZONE" else ""
     wanted_head = wanted.encode()
     key, depth, nests = "", 0, False
     tzids: set[str] = set()
     hashed: list[bytes] = []
-    for unfolded, _, marker in entries:
+    for unfolded, marker in entries:
         if marker:
             nests = nests or (depth > 0 and marker == "BEGIN" and _marker(unfolded)[1] == "VEVENT")
             depth += 1 if marker == "BEGIN" else -1
@@ -188,10 +203,11 @@ def _block(name: str, entries: list[tuple[bytes, list[bytes], str]]) -> Block:
             key = _UNESCAPE.sub(_unescaped, value) if wanted == "UID" else value.strip()
     return Block(
         name=name,
-        text=b"\r\n".join(line for _, physical, _ in entries for line in physical),
+        start=start,
+        end=end,
         key=key,
         tzids=frozenset(tzids) if tzids else _NONE,
-        digest=hashlib.sha256(b"\n".join(hashed)).hexdigest(),
+        digest=hashlib.sha256(b"\n".join(hashed)).digest(),
         nests_events=nests,
     )
 
@@ -204,11 +220,13 @@ def _unescaped(match: re.Match[str]) -> str:
 class _Splitter:
     """The state of one pass over a body: the open components and what is collected."""
 
-    def __init__(self) -> None:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
         self.calendars: list[VCalendar] = []
-        self.header: list[tuple[bytes, list[bytes]]] = []
+        self.header: list[tuple[bytes, int, int]] = []
         self.blocks: list[Block] = []
-        self.current: list[tuple[bytes, list[bytes], str]] = []
+        self.current: list[tuple[bytes, str]] = []
+        self.opened = 0  # where the open block's BEGIN line starts
         self.path: list[str] = []
 
     def outside(self, unfolded: bytes, marker: tuple[str, str]) -> bool:
@@ -220,17 +238,21 @@ class _Splitter:
         self.path, self.header, self.blocks = ["VCALENDAR"], [], []
         return True
 
-    def calendar_line(self, unfolded: bytes, physical: list[bytes], marker: str) -> bool:
+    def calendar_line(self, unfolded: bytes, start: int, end: int, marker: str) -> bool:
         if marker != "END":
-            self.header.append((unfolded, physical))
+            self.header.append((unfolded, start, end))
             return True
         self.path.pop()
-        digest = _digest([line for line, _ in self.header])
-        lines = tuple(line for _, each in self.header for line in each)
-        self.calendars.append(VCalendar(lines, digest, tuple(self.blocks)))
+        digest = _digest([line for line, _, _ in self.header])
+        lines = tuple(
+            line
+            for _, first, last in self.header
+            for line in _LINE_ENDS.split(self.data[first:last])
+        )
+        self.calendars.append(VCalendar(lines, digest, tuple(self.blocks), self.data))
         return True
 
-    def line(self, unfolded: bytes, physical: list[bytes]) -> bool:
+    def line(self, unfolded: bytes, start: int, end: int) -> bool:
         """File one content line; False when the body is not plainly well-formed."""
         marker, name = _marker(unfolded)
         if not self.path:
@@ -240,16 +262,16 @@ class _Splitter:
         if len(self.path) == 1:
             if marker == "END" and name != "VCALENDAR":
                 return False
-            return self.calendar_line(unfolded, physical, marker)
+            return self.calendar_line(unfolded, start, end, marker)
         if len(self.path) == 2 and marker == "BEGIN":
-            self.current = []
-        self.current.append((unfolded, physical, marker))
+            self.current, self.opened = [], start
+        self.current.append((unfolded, marker))
         if marker == "END":
             if self.path[-1] != name:
                 return False
             self.path.pop()
             if len(self.path) == 1:
-                self.blocks.append(_block(name, self.current))
+                self.blocks.append(_block(name, self.current, self.opened, end))
         return True
 
 
@@ -273,12 +295,13 @@ def stable_digest(data: bytes) -> str:
 
 def split(data: bytes) -> list[VCalendar] | None:
     """The VCALENDARs of a body, or None when it is not plainly a whole calendar."""
-    splitter = _Splitter()
-    for unfolded, physical in _logical(data.removeprefix(b"\xef\xbb\xbf")):
+    data = data.removeprefix(b"\xef\xbb\xbf")
+    splitter = _Splitter(data)
+    for unfolded, start, end in _logical(data):
         if len(splitter.path) > 1 and unfolded[:3].upper() not in _BOUNDARY_HEADS:
-            splitter.current.append((unfolded, physical, ""))  # a property: most lines
+            splitter.current.append((unfolded, ""))  # a property: most lines
             continue
-        if not splitter.line(unfolded, physical):
+        if not splitter.line(unfolded, start, end):
             return None
     if splitter.path or not splitter.calendars:
         return None  # truncated (no END:VCALENDAR) or empty
@@ -290,7 +313,7 @@ def zones(calendar: VCalendar) -> dict[str, str]:
     found: dict[str, list[str]] = {}
     for block in calendar.blocks:
         if block.name == "VTIMEZONE":
-            found.setdefault(block.key, []).append(block.digest)
+            found.setdefault(block.key, []).append(block.digest.hex())
     return {tzid: _combine(digests) for tzid, digests in found.items()}
 
 
@@ -318,7 +341,7 @@ def groups(calendar: VCalendar) -> dict[str, Group] | None:
     found: dict[str, Group] = {}
     for uid, indices in members.items():
         tzids = _NONE.union(*(calendar.blocks[i].tzids for i in indices)) or _NONE
-        parts = [calendar.blocks[i].digest for i in indices]
+        parts = [calendar.blocks[i].digest.hex() for i in indices]
         parts += [f"{tzid}={timezones.get(tzid, '-')}" for tzid in sorted(tzids)]
         parts.append(calendar.header_digest)
         found[uid] = Group(uid, tuple(indices), tzids, _combine(parts))
@@ -334,6 +357,6 @@ def body(calendar: VCalendar, chosen: Collection[Group], every_zone: bool = Fals
     for index, block in enumerate(calendar.blocks):
         zone = block.name == "VTIMEZONE" and (every_zone or block.key in tzids)
         if index in indices or zone:
-            parts.append(block.text)
+            parts.append(calendar.text(block))
     parts += [b"END:VCALENDAR", b""]
     return b"\r\n".join(parts)
