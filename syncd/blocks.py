@@ -75,7 +75,7 @@ class Group:
     uid: str
     blocks: tuple[int, ...]  # indices into VCalendar.blocks, in document order
     tzids: frozenset[str]
-    digest: str  # own blocks + the VTIMEZONEs they use + the calendar header
+    digest: bytes  # SHA-256 (raw) of its own blocks, the VTIMEZONEs they use, the header
 
 
 def _physical(data: bytes) -> Iterator[tuple[bytes, int]]:
@@ -314,11 +314,11 @@ def zones(calendar: VCalendar) -> dict[str, str]:
     for block in calendar.blocks:
         if block.name == "VTIMEZONE":
             found.setdefault(block.key, []).append(block.digest.hex())
-    return {tzid: _combine(digests) for tzid, digests in found.items()}
+    return {tzid: _combine(digests).hex() for tzid, digests in found.items()}
 
 
-def _combine(parts: list[str]) -> str:
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+def _combine(parts: list[str]) -> bytes:
+    return hashlib.sha256("\n".join(parts).encode()).digest()
 
 
 def groups(calendar: VCalendar) -> dict[str, Group] | None:

@@ -52,10 +52,12 @@ class Person:
     partstat: str = ""  # RFC 5545 PARTSTAT (ACCEPTED, DECLINED, ...); "" when unknown
 
 
-@functools.lru_cache(maxsize=1024)
+@functools.lru_cache(maxsize=256)
 def shared_person(email: str, name: str = "", partstat: str = "") -> Person:
     """One object for an attendee who is on many events (the rep, a team address), its
-    address interned: a big calendar holds them once, not once an event."""
+    address interned: a big calendar holds them once, not once an event. The cache is
+    small because what repeats is few people; a feed of distinct customers churns it,
+    and at 1,024 entries it held 1 MiB of them for good."""
     return Person(sys.intern(email), name, partstat)
 
 

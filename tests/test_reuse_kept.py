@@ -61,6 +61,24 @@ async def test_after_a_restart_only_the_changed_group_is_parsed(state_file: Path
     assert {r.key: r.event for r in listing.records} == {r.key: r.event for r in expected}
 
 
+async def test_a_calendars_groups_share_one_primer_before_and_after_a_restart(
+    state_file: Path,
+) -> None:
+    """Every group of a calendar is packed with the same preset dictionary, held once;
+    a restarted process makes its own from the kept text and packs new groups with it."""
+    first, state = restarted(state_file)
+    await first.listing("feed", BODY, WINDOW)
+    state.close()
+    edited = calendar(*EVENTS[:-1], Vevent("e29", "Moved call", day(5)), SERIES).encode()
+    again, state = restarted(state_file)
+    await again.listing("feed", edited, WINDOW)
+    state.close()
+    for expansions in (first, again):
+        parts = expansions.kept["feed"].parts
+        assert parts is not None and expansions.primer
+        assert {id(part.packed.primer) for part in parts.values()} == {id(expansions.primer)}
+
+
 async def test_kept_parts_of_other_settings_or_a_full_resync_are_not_used(state_file: Path) -> None:
     first, state = restarted(state_file)
     await first.listing("feed", BODY, WINDOW)

@@ -41,11 +41,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Protocol
 
-from syncd import __version__, blocks
+from syncd import __version__, blocks, codec
 from syncd.errors import Malformed
 from syncd.ical import Limits, read_calendar
 from syncd.model import Listing, Problem, Record, Window
-from syncd.packed import GroupedRecords, Packed
+from syncd.packed import GroupedRecords, Packed, primer
 
 SLACK = timedelta(days=1)
 log = logging.getLogger("syncd.calendars")
@@ -59,7 +59,7 @@ class Part:
     """One UID group's share of a kept listing, packed (`syncd.packed`), with the digest
     it was parsed from."""
 
-    digest: str
+    digest: bytes  # `blocks.Group.digest`; the state store keeps it in hex
     packed: Packed
     problems: tuple[Problem, ...]
 
@@ -106,6 +106,7 @@ class Expansions:
     timezone: str = "UTC"
     limits: Limits = field(default_factory=Limits)
     kept: dict[str, Kept] = field(default_factory=dict)
+    primer: bytes = b""  # `packed.primer` of this calendar's groups, from the first ones
     parses: int = 0  # listings built from new bytes, whole or in part (tests and benches)
     whole_parses: int = 0  # bodies handed whole to read_calendar
     groups_parsed: int = 0  # UID groups handed to read_calendar, whole or in part
@@ -157,8 +158,9 @@ class Expansions:
         if stored is None:
             return None
         digest, covers, parts = stored
+        self.primer = self.primer or primer(text for _, text in parts.values())
         try:
-            decoded = await asyncio.to_thread(_decoded, parts)
+            decoded = await asyncio.to_thread(_decoded, parts, self.primer)
         except (ValueError, TypeError, KeyError, IndexError) as exc:  # unreadable: a miss
             log.warning(
                 "%s: %s: kept expansion unreadable, parsing again: %s", self.calendar, source, exc
@@ -297,7 +299,8 @@ class Expansions:
             shares = _share(records, problems, {g.uid: g for g in chunk})
             if shares is None:
                 return None
-            parts.update({g.uid: _part(g.digest, *shares[g.uid]) for g in chunk})
+            self.primer = self.primer or primer(codec.dumps(*share) for share in shares.values())
+            parts.update({g.uid: _part(g.digest, *shares[g.uid], self.primer) for g in chunk})
         return parts
 
     def _read(
@@ -366,8 +369,10 @@ def _share(
     return {uid: (tuple(rs), tuple(ps)) for uid, (rs, ps) in mine.items()}
 
 
-def _part(digest: str, records: tuple[Record, ...], problems: tuple[Problem, ...]) -> Part:
-    return Part(digest, Packed.of(records, problems), problems)
+def _part(
+    digest: bytes, records: tuple[Record, ...], problems: tuple[Problem, ...], primed: bytes
+) -> Part:
+    return Part(digest, Packed.of(records, problems, primed), problems)
 
 
 def _assembled(parts: dict[str, Part]) -> Listing:
@@ -382,8 +387,11 @@ def _assembled(parts: dict[str, Part]) -> Listing:
 
 
 def _encoded(parts: dict[str, Part]) -> dict[str, tuple[str, str]]:
-    return {uid: (part.digest, part.packed.text()) for uid, part in parts.items()}
+    return {uid: (part.digest.hex(), part.packed.text()) for uid, part in parts.items()}
 
 
-def _decoded(stored: dict[str, tuple[str, str]]) -> dict[str, Part]:
-    return {uid: Part(digest, *Packed.from_text(text)) for uid, (digest, text) in stored.items()}
+def _decoded(stored: dict[str, tuple[str, str]], primed: bytes) -> dict[str, Part]:
+    return {
+        uid: Part(bytes.fromhex(digest), *Packed.from_text(text, primed))
+        for uid, (digest, text) in stored.items()
+    }
