@@ -283,14 +283,55 @@ _VOLATILE_LINES = re.compile(
 
 def stable_digest(data: bytes) -> str:
     """The SHA-256 of a body without its VOLATILE lines (folded continuations too): equal
-    for two bodies that differ only in those, without splitting either (one regex pass
-    in C, not a Python loop over every line; the body is not copied)."""
-    digest, view, start = hashlib.sha256(), memoryview(data), 0
-    for match in _VOLATILE_LINES.finditer(data):  # the gaps hashed in place, not copied
-        digest.update(view[start : match.start()])
-        start = match.end()
-    digest.update(view[start:])
+    for two bodies that differ only in those, without splitting either."""
+    digest = StableDigest()
+    digest.update(data)
     return digest.hexdigest()
+
+
+class StableDigest:
+    """`stable_digest` of a body handed over a piece at a time (a feed read back from
+    where it was spooled), without holding more of it than its last logical line. One
+    regex pass in C per piece, not a Python loop over every line; the gaps between
+    volatile lines are hashed in place, not copied."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._pending = bytearray()  # the text after the last place it could be cut
+
+    def update(self, piece: bytes) -> None:
+        """Hash what `piece` completes: up to the last line end that no folded
+        continuation follows, so no volatile line is ever split between pieces."""
+        self._pending += piece
+        cut = _cut(self._pending)
+        if cut:
+            self._hash(cut)
+            del self._pending[:cut]
+
+    def hexdigest(self) -> str:
+        """The digest of everything handed over."""
+        self._hash(len(self._pending))
+        self._pending.clear()
+        return self._digest.hexdigest()
+
+    def _hash(self, end: int) -> None:
+        start = 0
+        with memoryview(self._pending) as view:  # released before the bytearray shrinks
+            for match in _VOLATILE_LINES.finditer(self._pending, 0, end):
+                self._digest.update(view[start : match.start()])
+                start = match.end()
+            self._digest.update(view[start:end])
+
+
+def _cut(data: bytearray) -> int:
+    """Just past the last line end in `data` whose next byte is known and does not fold
+    the line on (RFC 5545 3.1); 0 when there is none yet."""
+    end = len(data) - 1
+    while (found := data.rfind(b"\n", 0, end)) >= 0:
+        if data[found + 1] not in b" \t":
+            return found + 1
+        end = found
+    return 0
 
 
 def split(data: bytes) -> list[VCalendar] | None:

@@ -211,3 +211,28 @@ def test_a_split_holds_no_copy_of_the_blocks_text() -> None:
     assert found is not None and len(found[0].blocks) == 201
     assert held < len(data) / 4  # the blocks' own fields, not their bytes
     assert found[0].text(found[0].blocks[7]).split(b"\r\n")[1] == b"UID:6@test"  # CRLF
+
+
+@given(
+    pieces=st.lists(st.integers(min_value=1, max_value=40), min_size=1, max_size=30),
+    end=st.sampled_from(["\r\n", "\n", "\r"]),
+    stamp=st.sampled_from(["DTSTAMP:2027", "dtstamp;VALUE=DATE-TIME:2027", "CREATED:1"]),
+    folded=st.booleans(),
+)
+def test_the_stable_digest_of_a_body_handed_over_in_pieces_is_that_of_the_whole(
+    pieces: list[int], end: str, stamp: str, folded: bool
+) -> None:
+    """A spooled feed is hashed a piece at a time: wherever the pieces end (inside a
+    volatile line, between a line and its folded continuation, between CR and LF), the
+    digest is the one of the body whole."""
+    volatile = [stamp, " 0101T000000Z"] if folded else [stamp + "0101T000000Z"]
+    event = [*EVENT[:2], *volatile, *EVENT[2:]]
+    data = body(ZONE, event, OTHER, end=end)
+    digest, start = blocks.StableDigest(), 0
+    for size in pieces:
+        digest.update(data[start : start + size])
+        start += size
+    digest.update(data[start:])
+    assert digest.hexdigest() == blocks.stable_digest(data)
+    restamped = data.replace(b"0101T000000Z", b"0202T000000Z")
+    assert blocks.stable_digest(restamped) == blocks.stable_digest(data) or end == "\r"

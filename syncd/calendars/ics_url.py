@@ -1,6 +1,10 @@
 """`ics_url`: an iCalendar feed over HTTP(S); read-only.
 
 Conditional GET with the last ETag / Last-Modified, gzip, a size cap and a timeout.
+A body streams into a spool (memory up to `SPOOL_BYTES`, past that an unnamed temporary
+file) while it is hashed: the same bytes again, or bytes that differ only in volatile
+lines (a feed stamping DTSTAMP on every download), are answered with the kept
+expansion and never held whole; only a body that really changed is read back.
 A body that is not a calendar (an HTML login page, an empty or truncated body) or an
 HTTP error fails the listing: the feed is never taken for "all events gone". The URL
 is a secret (it often carries a token), so messages name the calendar id only. A
@@ -9,13 +13,16 @@ feed's absence is confirmed by a second listing (`absence="relist"`): feeds glit
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-import io
+import tempfile
 from dataclasses import dataclass, field
+from types import TracebackType
 
 import aiohttp
 
 from syncd.adapter import Caps
+from syncd.blocks import StableDigest
 from syncd.calendars.base import ReadOnly
 from syncd.calendars.reuse import Expansions
 from syncd.errors import Malformed, Unavailable
@@ -24,6 +31,7 @@ from syncd.ical import Limits
 from syncd.model import Listing, Window
 
 CHUNK = 64 * 1024
+SPOOL_BYTES = 512 * 1024  # a body past this waits in a temporary file, not in memory
 
 
 @dataclass
@@ -68,7 +76,15 @@ class IcsUrl(ReadOnly):
                 return self.remember(same)
             body = await self._fetch(conditional=False)
         assert body is not None  # an unconditional fetch always reads the body
-        return self.remember(await self.expansions.listing("feed", body, window))
+        with body:
+            return self.remember(await self._expanded(body, window))
+
+    async def _expanded(self, body: Spooled, window: Window) -> Listing:
+        stable = await asyncio.to_thread(body.stable_digest)
+        same = await self.expansions.restamped("feed", body.digest, stable, window)
+        if same is not None:
+            return same
+        return await self.expansions.listing("feed", await asyncio.to_thread(body.read), window)
 
     def forget_validators(self) -> None:
         """Drop the last ETag, Last-Modified and digest: the next fetch is unconditional
@@ -76,7 +92,7 @@ class IcsUrl(ReadOnly):
         self.cache = FeedCache()
         self.expansions.forget()
 
-    async def _fetch(self, conditional: bool) -> bytes | None:
+    async def _fetch(self, conditional: bool) -> Spooled | None:
         """The body, or None for the bytes of the last answer (a 304, or the same again)."""
         where = f"{self.calendar_id}: GET feed"
         try:
@@ -105,46 +121,80 @@ class IcsUrl(ReadOnly):
 
     async def _read(
         self, response: aiohttp.ClientResponse, where: str, conditional: bool
-    ) -> bytes | None:
+    ) -> Spooled | None:
         if conditional and response.status == 304 and self.cache.digest:
             return None
         if response.status >= 400:
             raise_for_status(Response(response.status, dict(response.headers), None), where)
-        buffer, digest = await self._capped_body(response, where)
+        body = Spooled()
+        try:
+            await self._stream(response, body, where)
+        except BaseException:
+            body.close()
+            raise
         etag, modified = response.headers.get("ETag", ""), response.headers.get("Last-Modified", "")
-        if conditional and digest == self.cache.digest:
-            self.cache = FeedCache(etag, modified, digest)
+        if conditional and body.digest == self.cache.digest:
+            body.close()
+            self.cache = FeedCache(etag, modified, body.digest)
             return None  # the same bytes again (no validators)
-        body = buffer.getvalue()  # the buffer's own bytes, not a copy
-        if not body or body.isspace():  # not body.strip(): that copies a whole feed
+        if body.blank:
+            body.close()
             raise Malformed(f"{where}: the feed answered with an empty body")
-        self.cache = FeedCache(etag, modified, digest)
+        self.cache = FeedCache(etag, modified, body.digest)
         return body
 
-    async def _capped_body(
-        self, response: aiohttp.ClientResponse, where: str
-    ) -> tuple[io.BytesIO, str]:
-        """The body in one buffer, and its SHA-256; `Malformed` past `max_bytes`. Not a
-        list of chunks joined at the end, which for a moment held the body twice (the
-        largest part of a changed feed's peak memory): the buffer is sized once from
-        Content-Length when the server sends it, else it grows."""
-        buffer, digest = _reserved(response.content_length, self.max_bytes), hashlib.sha256()
+    async def _stream(self, response: aiohttp.ClientResponse, body: Spooled, where: str) -> None:
+        """Spool and hash the body as it comes; `Malformed` past `max_bytes`."""
         async for chunk in response.content.iter_chunked(CHUNK):
-            if buffer.tell() + len(chunk) > self.max_bytes:
+            if body.size + len(chunk) > self.max_bytes:
                 raise Malformed(f"{where}: the feed is larger than {self.max_bytes} bytes")
-            buffer.write(chunk)
+            body.write(chunk)
+
+
+class Spooled:
+    """A feed's body as it streamed in: its size, SHA-256 (hex) and whether it held only
+    white space, and the bytes in a spool: memory up to `SPOOL_BYTES`, past that an
+    unnamed temporary file (writes of 64 KiB into the page cache, microseconds each, so
+    they stay on the event loop; reading it back goes to a thread)."""
+
+    def __init__(self) -> None:
+        self.size, self.blank = 0, True
+        self._sha256 = hashlib.sha256()
+        self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 # closed by close()
+
+    def write(self, chunk: bytes) -> None:
+        """Add the next chunk."""
+        self._spool.write(chunk)
+        self._sha256.update(chunk)
+        self.size += len(chunk)
+        self.blank = self.blank and chunk.isspace()
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 (hex) of the body so far."""
+        return self._sha256.hexdigest()
+
+    def stable_digest(self) -> str:
+        """`blocks.stable_digest` of the body, read back a chunk at a time."""
+        digest = StableDigest()
+        self._spool.seek(0)
+        while chunk := self._spool.read(CHUNK):
             digest.update(chunk)
-        buffer.truncate()  # a body shorter than it was announced
-        return buffer, digest.hexdigest()
+        return digest.hexdigest()
 
+    def read(self) -> bytes:
+        """The whole body, read back."""
+        self._spool.seek(0)
+        return self._spool.read()
 
-def _reserved(size: int | None, cap: int) -> io.BytesIO:
-    """An empty buffer with room for `size` bytes: writing one byte at the end sizes it
-    exactly once (otherwise CPython's BytesIO grows by an eighth at a time, each step a
-    reallocation that may copy). The cap bounds what a wrong Content-Length reserves."""
-    buffer = io.BytesIO()
-    if size and 0 < size <= cap:
-        buffer.seek(size - 1)
-        buffer.write(b"\0")
-        buffer.seek(0)
-    return buffer
+    def close(self) -> None:
+        """Drop the spool (a temporary file is gone with it)."""
+        self._spool.close()
+
+    def __enter__(self) -> Spooled:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -144,6 +144,21 @@ class Expansions:
         self.kept[source] = kept
         return kept.listing if kept.digest == digest and _inside(window, kept.covers) else None
 
+    async def restamped(
+        self, source: str, digest: str, stable: str, window: Window
+    ) -> Listing | None:
+        """The kept listing of `source` when new bytes (SHA-256 `digest`) differ from the
+        ones it was made from only in volatile lines (`stable`: `blocks.stable_digest`),
+        and it covers `window`; it is kept under the new digest. None: read the bytes (a
+        spooled feed is then read back whole)."""
+        kept = self.kept.get(source) or await self._restored(source)
+        if kept is None or not _restampable(kept, stable) or not _inside(window, kept.covers):
+            return None
+        fresh = Kept(digest, kept.covers, kept.listing, kept.parts, stable)
+        self.kept[source] = fresh
+        await self._persist(source, kept, fresh)
+        return fresh.listing
+
     # --- kept across restarts -------------------------------------------------------------
 
     @property
@@ -251,9 +266,8 @@ class Expansions:
         """The listing re-parsing only the changed groups (and the body's stable digest),
         or None: parse it whole."""
         stable = blocks.stable_digest(data)
-        if kept.stable and stable == kept.stable and kept.parts is not None:
-            # Only volatile lines changed (a feed that stamps DTSTAMP on every fetch): the
-            # kept listing itself, so a route that planned nothing from it stays quiet.
+        if _restampable(kept, stable):
+            assert kept.parts is not None
             return kept.listing, kept.parts, stable
         found = self._regrouped(data, kept)
         return None if found is None else (*found, stable)
@@ -330,6 +344,12 @@ def _within_cap(parts: dict[str, Part], limits: Limits) -> bool:
     """False past the per-calendar cap, which cuts by series order: only a whole parse
     knows where."""
     return sum(part.packed.count for part in parts.values()) <= limits.per_calendar
+
+
+def _restampable(kept: Kept, stable: str) -> bool:
+    """Only volatile lines changed (a feed that stamps DTSTAMP on every fetch): the kept
+    listing itself is the answer, so a route that planned nothing from it stays quiet."""
+    return bool(kept.stable) and stable == kept.stable and kept.parts is not None
 
 
 def _inside(window: Window, covers: Window) -> bool:
