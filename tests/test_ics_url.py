@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import tempfile
 import tracemalloc
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -185,3 +186,15 @@ async def test_a_restamped_feed_is_answered_without_reading_its_body_back(served
     feed.body = BODY.replace(b"Call A", b"Call A, moved")
     assert keys(await adapter.list(WINDOW)) == ["VEVENT:a:-", "VEVENT:b:-"]
     assert len(reads) == 2 and adapter.expansions.parses == 2
+
+
+async def test_a_body_that_cannot_be_spooled_fails_the_listing_as_unavailable(
+    served, monkeypatch, tmp_path
+):
+    """A feed past `SPOOL_BYTES` moves to a temporary file; when TMPDIR cannot take it
+    the listing fails as a side that is unavailable for now, saying why."""
+    feed, adapter = served
+    feed.body = BODY.replace(b"SUMMARY:Call A", b"SUMMARY:" + b"x" * (2 * SPOOL_BYTES))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "missing"))
+    with pytest.raises(Unavailable, match="cannot spool the body to a file"):
+        await adapter.list(WINDOW)

@@ -148,7 +148,10 @@ class IcsUrl(ReadOnly):
         async for chunk in response.content.iter_chunked(CHUNK):
             if body.size + len(chunk) > self.max_bytes:
                 raise Malformed(f"{where}: the feed is larger than {self.max_bytes} bytes")
-            body.write(chunk)
+            try:
+                body.write(chunk)
+            except OSError as exc:  # a full or unwritable TMPDIR: the next poll may do
+                raise Unavailable(f"{where}: cannot spool the body to a file: {exc}") from None
 
 
 class Spooled:
