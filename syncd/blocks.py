@@ -293,37 +293,36 @@ class StableDigest:
     """`stable_digest` of a body handed over a piece at a time (a feed read back from
     where it was spooled), without holding more of it than its last logical line. One
     regex pass in C per piece, not a Python loop over every line; the gaps between
-    volatile lines are hashed in place, not copied."""
+    volatile lines are hashed in place, not copied (a body handed over whole is not
+    copied at all)."""
 
     def __init__(self) -> None:
         self._digest = hashlib.sha256()
-        self._pending = bytearray()  # the text after the last place it could be cut
+        self._pending = b""  # the text after the last place it could be cut
 
     def update(self, piece: bytes) -> None:
         """Hash what `piece` completes: up to the last line end that no folded
         continuation follows, so no volatile line is ever split between pieces."""
-        self._pending += piece
-        cut = _cut(self._pending)
-        if cut:
-            self._hash(cut)
-            del self._pending[:cut]
+        data = self._pending + piece if self._pending else piece
+        cut = _cut(data)
+        self._hash(data, cut)
+        self._pending = data[cut:]
 
     def hexdigest(self) -> str:
         """The digest of everything handed over."""
-        self._hash(len(self._pending))
-        self._pending.clear()
+        self._hash(self._pending, len(self._pending))
+        self._pending = b""
         return self._digest.hexdigest()
 
-    def _hash(self, end: int) -> None:
-        start = 0
-        with memoryview(self._pending) as view:  # released before the bytearray shrinks
-            for match in _VOLATILE_LINES.finditer(self._pending, 0, end):
-                self._digest.update(view[start : match.start()])
-                start = match.end()
-            self._digest.update(view[start:end])
+    def _hash(self, data: bytes, end: int) -> None:
+        view, start = memoryview(data), 0
+        for match in _VOLATILE_LINES.finditer(data, 0, end):
+            self._digest.update(view[start : match.start()])
+            start = match.end()
+        self._digest.update(view[start:end])
 
 
-def _cut(data: bytearray) -> int:
+def _cut(data: bytes) -> int:
     """Just past the last line end in `data` whose next byte is known and does not fold
     the line on (RFC 5545 3.1); 0 when there is none yet."""
     end = len(data) - 1
