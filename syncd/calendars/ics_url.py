@@ -84,7 +84,8 @@ class IcsUrl(ReadOnly):
         same = await self.expansions.restamped("feed", body.digest, stable, window)
         if same is not None:
             return same
-        return await self.expansions.listing("feed", await asyncio.to_thread(body.read), window)
+        data = await asyncio.to_thread(body.read)
+        return await self.expansions.listing("feed", data, window, stable)
 
     def forget_validators(self) -> None:
         """Drop the last ETag, Last-Modified and digest: the next fetch is unconditional

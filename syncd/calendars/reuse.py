@@ -114,8 +114,9 @@ class Expansions:
     _stored: dict[str, str] = field(default_factory=dict, repr=False)  # source -> digest
     _retained: bool = field(default=False, repr=False)
 
-    async def listing(self, source: str, data: bytes, window: Window) -> Listing:
-        """The listing of `data` inside `window`, parsed only where something changed."""
+    async def listing(self, source: str, data: bytes, window: Window, stable: str = "") -> Listing:
+        """The listing of `data` inside `window`, parsed only where something changed;
+        `stable`: the bytes' `blocks.stable_digest` when the caller has it already."""
         digest = hashlib.sha256(data).hexdigest()
         same = await self.unchanged(source, digest, window)
         if same is not None:
@@ -123,12 +124,12 @@ class Expansions:
         kept = self.kept.get(source)
         fresh = None
         if kept and kept.parts is not None and _inside(window, kept.covers):
-            found = await asyncio.to_thread(self._partial, data, kept)
+            found = await asyncio.to_thread(self._partial, data, kept, stable)
             fresh = None if found is None else Kept(digest, kept.covers, *found[:2], found[2])
         if fresh is None:
             covers = Window(window.start, window.end + SLACK)
             fresh = Kept(
-                digest, covers, *await asyncio.to_thread(self._parse, source, data, covers)
+                digest, covers, *await asyncio.to_thread(self._parse, source, data, covers, stable)
             )
         self.kept[source] = fresh
         await self._persist(source, kept, fresh)
@@ -246,13 +247,13 @@ class Expansions:
             self._stored[source] = new.digest
 
     def _parse(
-        self, source: str, data: bytes, covers: Window
+        self, source: str, data: bytes, covers: Window, stable: str
     ) -> tuple[Listing, dict[str, Part] | None, str]:
         """A first parse: group by group in chunks (so a big feed's parse tree never
         exists whole), else the body whole."""
         self.parses += 1
         self.whole_parses += 1
-        stable = blocks.stable_digest(data)
+        stable = stable or blocks.stable_digest(data)
         split = _single(data)
         if split is not None:
             calendar, found = split
@@ -262,10 +263,12 @@ class Expansions:
         records, problems = self._read(data, covers, source)
         return Listing(records, problems), None, stable
 
-    def _partial(self, data: bytes, kept: Kept) -> tuple[Listing, dict[str, Part], str] | None:
+    def _partial(
+        self, data: bytes, kept: Kept, stable: str
+    ) -> tuple[Listing, dict[str, Part], str] | None:
         """The listing re-parsing only the changed groups (and the body's stable digest),
         or None: parse it whole."""
-        stable = blocks.stable_digest(data)
+        stable = stable or blocks.stable_digest(data)
         if _restampable(kept, stable):
             assert kept.parts is not None
             return kept.listing, kept.parts, stable
