@@ -101,10 +101,13 @@ class Packed:
 
     def token(self, window: Window) -> tuple[int, int, int]:
         """Equal for two runs exactly when the records are equal and each has the same
-        window flags: the bytes' hash and how many instants lie before either edge."""
+        window flags: the hash of the bytes and the dictionary they decode with (the same
+        bytes are other text under another), and how many instants lie before either
+        edge."""
         start, end = instant(window.start), instant(window.end)
         instants = memoryview(self.instants).cast("q")
-        return hash(self.blob), bisect_left(instants, start), bisect_left(instants, end)
+        content = hash((self.blob, self.primer))  # bytes cache their hash: cheap each run
+        return content, bisect_left(instants, start), bisect_left(instants, end)
 
 
 def _instants(records: Iterable[Record]) -> bytes:

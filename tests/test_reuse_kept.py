@@ -79,6 +79,33 @@ async def test_a_calendars_groups_share_one_primer_before_and_after_a_restart(
         assert {id(part.packed.primer) for part in parts.values()} == {id(expansions.primer)}
 
 
+async def test_a_restart_reads_the_kept_expansion_once_when_the_feed_changed(
+    state_file: Path,
+) -> None:
+    """Regression: a restarted feed asked first whether only volatile lines changed; the
+    expansion read from the store for that question was not held, so the listing that
+    followed read and decoded every kept group from the store a second time."""
+    first, state = restarted(state_file)
+    await first.listing("feed", BODY, WINDOW)
+    state.close()
+    edited = calendar(*EVENTS[:-1], Vevent("e29", "Moved call", day(5)), SERIES).encode()
+    again, state = restarted(state_file)
+    loads: list[str] = []
+    load = state.load_parts
+
+    def counted(
+        calendar: str, source: str, stamp: str
+    ) -> tuple[str, Window, dict[str, tuple[str, str]]] | None:
+        loads.append(source)
+        return load(calendar, source, stamp)
+
+    state.load_parts = counted  # type: ignore[method-assign]
+    assert await again.restamped("feed", "new digest", "another stable digest", WINDOW) is None
+    await again.listing("feed", edited, WINDOW)
+    state.close()
+    assert loads == ["feed"] and again.groups_parsed == 1
+
+
 async def test_kept_parts_of_other_settings_or_a_full_resync_are_not_used(state_file: Path) -> None:
     first, state = restarted(state_file)
     await first.listing("feed", BODY, WINDOW)

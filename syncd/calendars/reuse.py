@@ -139,10 +139,9 @@ class Expansions:
         """The kept listing of `source` when it was made from bytes with this SHA-256 (hex)
         and covers `window`, else None: a caller holding no bytes (a feed that answered
         304) then fetches them."""
-        kept = self.kept.get(source) or await self._restored(source)
+        kept = await self._current(source)
         if kept is None:
             return None
-        self.kept[source] = kept
         return kept.listing if kept.digest == digest and _inside(window, kept.covers) else None
 
     async def restamped(
@@ -152,13 +151,21 @@ class Expansions:
         ones it was made from only in volatile lines (`stable`: `blocks.stable_digest`),
         and it covers `window`; it is kept under the new digest. None: read the bytes (a
         spooled feed is then read back whole)."""
-        kept = self.kept.get(source) or await self._restored(source)
+        kept = await self._current(source)
         if kept is None or not _restampable(kept, stable) or not _inside(window, kept.covers):
             return None
         fresh = Kept(digest, kept.covers, kept.listing, kept.parts, stable)
         self.kept[source] = fresh
         await self._persist(source, kept, fresh)
         return fresh.listing
+
+    async def _current(self, source: str) -> Kept | None:
+        """The expansion kept for `source`: in memory, else the one a previous process
+        kept in the store, read once and then held here."""
+        kept = self.kept.get(source) or await self._restored(source)
+        if kept is not None:
+            self.kept[source] = kept
+        return kept
 
     # --- kept across restarts -------------------------------------------------------------
 
