@@ -8,7 +8,6 @@ the state store holds the text.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -22,6 +21,7 @@ from syncd.model import (
     as_utc,
     moment_text,
     parse_moment,
+    shared_address,
     shared_person,
 )
 
@@ -102,7 +102,7 @@ def _read_event(data: list[Any]) -> Event:
         description,
         location,
         status,
-        sys.intern(organizer),
+        shared_address(organizer),
         tuple(shared_person(*p) for p in people),
         owner,
         shared_person(*contact) if contact else None,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
@@ -35,6 +34,7 @@ from syncd.model import (
     Problem,
     Record,
     Window,
+    shared_address,
     shared_person,
 )
 
@@ -232,7 +232,7 @@ def _email(address: Any) -> str:
     text = str(address).strip()
     if text[:7].lower() == "mailto:":
         text = text[7:]
-    return sys.intern(text.strip().lower())  # the rep's address is on every event
+    return shared_address(text.strip().lower())
 
 
 def _person(address: Any) -> Person:
