@@ -5,7 +5,12 @@ Pure, no I/O. `split` cuts a body into its VCALENDARs, each with its own propert
 on the raw text: only BEGIN/END lines at depth 1 open and close a block, so a nested
 VALARM stays inside its VEVENT, and folded lines stay with the line they continue.
 A block is kept as where it lies in the body (the body is not copied: a 3 MB feed's
-blocks would be another 3 MB), so it can be handed to the parser as it came.
+blocks would be another 3 MB), so it can be handed to the parser as it came. The body
+is a `Body`: bytes, or a seekable file (a feed spooled as it streamed in) read a piece
+at a time, so a changed feed is split without ever being whole in memory, and only the
+blocks that changed are read again. A calendar's blocks and groups are held as columns
+(`Blocks`, `Groups`): a few arrays for a 10,000-event feed, not 20,000 objects each
+with its own ints and bytes; a `Block` or `Group` is made when asked for.
 
 `groups` puts the VEVENTs of one UID together (a series' master and its overrides are
 expanded together, so an override that changes re-expands its series) and gives each
@@ -22,10 +27,24 @@ from __future__ import annotations
 import hashlib
 import re
 import sys
-from collections.abc import Collection, Iterator
+from array import array
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import IO
 
-__all__ = ["VOLATILE", "Block", "Group", "VCalendar", "body", "groups", "split", "zones"]
+__all__ = [
+    "VOLATILE",
+    "Block",
+    "Blocks",
+    "Body",
+    "Group",
+    "Groups",
+    "VCalendar",
+    "body",
+    "groups",
+    "split",
+    "zones",
+]
 
 VOLATILE = ("DTSTAMP", "PRODID", "CREATED")
 """Properties a feed may re-stamp on every download (vdirsyncer's ignore-list idea) and
@@ -36,21 +55,130 @@ _LINE_ENDS = re.compile(rb"\r\n|\n|\r")
 _PIECE = 64 * 1024
 _NONE: frozenset[str] = frozenset()  # shared by the many blocks that name no TZID
 _UNESCAPE = re.compile(r"\\([\\;,nN])")
+_BOM = b"\xef\xbb\xbf"
+_SHA = 32  # bytes of a raw SHA-256 digest
+
+
+class Body:
+    """A calendar body: bytes in memory, or a seekable binary file (a spooled feed),
+    handed to `split` a piece at a time and cut from where a block lies."""
+
+    __slots__ = ("_data", "_file")
+
+    def __init__(self, data: bytes | IO[bytes]) -> None:
+        self._data = data if isinstance(data, bytes) else None
+        self._file = None if isinstance(data, bytes) else data
+
+    def pieces(self) -> Iterator[bytes]:
+        """The body from its start, about `_PIECE` bytes at a time. A file is read from
+        where the last piece ended, whatever `cut` read in between."""
+        position = 0
+        while piece := self.cut(position, position + _PIECE):
+            yield piece
+            position += len(piece)
+
+    @property
+    def in_file(self) -> bool:
+        """Whether reading it means reading a file."""
+        return self._file is not None
+
+    def cut(self, start: int, end: int) -> bytes:
+        """The bytes in `[start, end)`."""
+        if self._file is None:
+            assert self._data is not None
+            return self._data[start:end]
+        self._file.seek(start)
+        return self._file.read(end - start)
+
+    def whole(self) -> bytes:
+        """Every byte (a body parsed whole, which only a fallback does)."""
+        if self._data is not None:
+            return self._data
+        return b"".join(self.pieces())
+
+    def sha256(self) -> str:
+        """SHA-256 (hex) of the body."""
+        if self._data is not None:
+            return hashlib.sha256(self._data).hexdigest()
+        digest = hashlib.sha256()
+        for piece in self.pieces():
+            digest.update(piece)
+        return digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One top-level component: its name, where it lies in the body, and what it names."""
+    """One top-level component: its name, where it lies in the body, and what it names
+    (made on demand from `Blocks`, or while splitting)."""
 
     name: str  # VEVENT, VTIMEZONE, VTODO, ... (upper case)
     start: int  # the offset of its BEGIN line in `VCalendar.source`
     end: int  # the offset just past its END line (its line end not included)
     key: str  # the UID of a VEVENT (unescaped, as the parser reads it), a VTIMEZONE's TZID
     tzids: frozenset[str]  # the TZID= parameters of its lines
-    digest: bytes  # SHA-256 of its unfolded lines without the VOLATILE ones (raw: a
-    # feed's 10,000 blocks hold half the memory hex would; `groups` combines the hex)
+    digest: bytes  # SHA-256 (raw) of its unfolded lines without the VOLATILE ones
     nests_events: bool = False  # a VEVENT inside it (an X- wrapper, a VTODO): the parser
     # finds those too (it walks every VEVENT), so such a body is only parsed whole
+
+
+class Blocks:
+    """The top-level blocks of one VCALENDAR, in document order, held as columns."""
+
+    __slots__ = ("digests", "ends", "keys", "names", "nests_events", "starts", "tzids")
+
+    def __init__(self) -> None:
+        self.names: list[str] = []  # interned: a pointer each
+        self.starts, self.ends = array("q"), array("q")
+        self.keys: list[str] = []
+        self.tzids: list[frozenset[str]] = []  # shared between blocks naming the same
+        self.digests = bytearray()  # `_SHA` bytes a block
+        self.nests_events = False  # a VEVENT inside some block: the body is parsed whole
+
+    def add(self, block: Block) -> None:
+        """Append one block's fields."""
+        self.names.append(block.name)
+        self.starts.append(block.start)
+        self.ends.append(block.end)
+        self.keys.append(block.key)
+        self.tzids.append(_shared(block.tzids))
+        self.digests += block.digest
+        self.nests_events = self.nests_events or block.nests_events
+
+    def digest(self, index: int) -> bytes:
+        """The raw digest of block `index`."""
+        return bytes(self.digests[index * _SHA : (index + 1) * _SHA])
+
+    def __getitem__(self, index: int) -> Block:
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        fields = (self.names[index], self.starts[index], self.ends[index], self.keys[index])
+        return Block(*fields, self.tzids[index], self.digest(index))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __iter__(self) -> Iterator[Block]:
+        return (self[index] for index in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Blocks):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable while a split fills it
+
+
+_SETS: dict[frozenset[str], frozenset[str]] = {}
+
+
+def _shared(tzids: frozenset[str]) -> frozenset[str]:
+    """One object for equal TZID sets (a feed's events name a handful of zones)."""
+    if not tzids:
+        return _NONE
+    if len(_SETS) > 1024:
+        _SETS.clear()  # bounded: a daemon sees few zones, but feeds are not trusted
+    return _SETS.setdefault(tzids, tzids)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +188,22 @@ class VCalendar:
 
     header: tuple[bytes, ...]
     header_digest: str
-    blocks: tuple[Block, ...]
-    source: bytes = field(repr=False)
+    blocks: Blocks
+    source: Body = field(repr=False, compare=False)
 
     def text(self, block: Block) -> bytes:
         """A block's physical lines as they came, joined by CRLF."""
-        return b"\r\n".join(_LINE_ENDS.split(self.source[block.start : block.end]))
+        return self.lines(block.start, block.end)
+
+    def lines(self, start: int, end: int) -> bytes:
+        """The physical lines lying in `[start, end)` of the body, joined by CRLF."""
+        return b"\r\n".join(_LINE_ENDS.split(self.source.cut(start, end)))
 
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """The VEVENT blocks of one UID, with the digest that says whether to parse again."""
+    """The VEVENT blocks of one UID, with the digest that says whether to parse again
+    (made on demand from `Groups`)."""
 
     uid: str
     blocks: tuple[int, ...]  # indices into VCalendar.blocks, in document order
@@ -78,31 +211,100 @@ class Group:
     digest: bytes  # SHA-256 (raw) of its own blocks, the VTIMEZONEs they use, the header
 
 
-def _physical(data: bytes) -> Iterator[tuple[bytes, int]]:
-    """(line, its offset) for each physical line of a body, split a piece of about
+class Groups(Mapping[str, Group]):
+    """The groups of one VCALENDAR by UID, in document order, held as columns."""
+
+    __slots__ = ("_digests", "_first", "_index", "_more", "_tzids")
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}  # UID -> group number
+        self._first = array("q")  # the index of each group's first block
+        self._more: dict[int, tuple[int, ...]] = {}  # the blocks of groups of several
+        self._tzids: list[frozenset[str]] = []
+        self._digests = bytearray()
+
+    def add_block(self, uid: str, index: int) -> None:
+        """File block `index` under `uid`."""
+        number = self._index.setdefault(uid, len(self._first))
+        if number == len(self._first):
+            self._first.append(index)
+        else:
+            self._more[number] = (*self._members(number), index)
+
+    def seal(self, number: int, tzids: frozenset[str], digest: bytes) -> None:
+        """Set group `number`'s TZIDs and digest, in group order."""
+        assert number == len(self._tzids)
+        self._tzids.append(_shared(tzids))
+        self._digests += digest
+
+    def members(self) -> Iterator[tuple[int, str, tuple[int, ...]]]:
+        """(group number, UID, block indices) of each group."""
+        for uid, number in self._index.items():
+            yield number, uid, self._members(number)
+
+    def digest(self, uid: str) -> bytes:
+        """The raw digest of the group of `uid` (KeyError when there is none)."""
+        number = self._index[uid]
+        return bytes(self._digests[number * _SHA : (number + 1) * _SHA])
+
+    def _members(self, number: int) -> tuple[int, ...]:
+        return self._more.get(number) or (self._first[number],)
+
+    def __getitem__(self, uid: str) -> Group:
+        number = self._index[uid]
+        return Group(uid, self._members(number), self._tzids[number], self.digest(uid))
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __contains__(self, uid: object) -> bool:
+        return uid in self._index
+
+
+def _physical(source: Body) -> Iterator[tuple[bytes, int]]:
+    """(line, its offset) for each physical line of a body, read a piece of about
     `_PIECE` bytes at a time: a 3 MB feed's hundred thousand lines never exist as one
-    list."""
-    start, size = 0, len(data)
-    while start < size:
-        end = data.find(b"\n", start + _PIECE)
-        end = size if end < 0 else end + 1  # a piece ends after a line end (CRLF whole)
-        lines = _LINE_ENDS.split(data[start:end])
-        if end < size:
-            lines.pop()  # the empty text after the piece's last line end
-        offset = start
-        for line in lines:
-            yield line, offset
-            offset += len(line)
-            offset += 2 if data[offset : offset + 2] == b"\r\n" else 1
-        start = end
+    list, nor (in a file) the feed as one bytes. A leading byte-order mark is skipped."""
+    offset, rest = 0, b""
+    for piece in source.pieces():
+        data = rest + piece if rest else piece
+        if offset == 0 and not rest and data.startswith(_BOM):
+            data, offset = data[len(_BOM) :], len(_BOM)
+        cut = _line_end(data)
+        yield from _lines(data[:cut], offset, last=False)
+        offset, rest = offset + cut, data[cut:]
+    if rest:
+        yield from _lines(rest, offset, last=True)
 
 
-def _logical(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+def _line_end(data: bytes) -> int:
+    """Just past the last line end of `data` known to be whole (a CR at the very end
+    may be the first half of a CRLF); 0 when there is none."""
+    return max(data.rfind(b"\n"), data.rfind(b"\r", 0, len(data) - 1)) + 1
+
+
+def _lines(data: bytes, offset: int, last: bool) -> Iterator[tuple[bytes, int]]:
+    """The lines of `data` (which ends with a line end unless `last`) and their offsets,
+    `data` lying at `offset` of the body."""
+    lines = _LINE_ENDS.split(data)
+    if not last:
+        lines.pop()  # the empty text after the last line end
+    position = 0
+    for line in lines:
+        yield line, offset + position
+        position += len(line)
+        position += 2 if data[position : position + 2] == b"\r\n" else 1
+
+
+def _logical(source: Body) -> Iterator[tuple[bytes, int, int]]:
     """(unfolded line, start, end) for each content line of the body: its physical
-    lines lie in `data[start:end]`."""
+    lines lie in `[start, end)`."""
     unfolded: bytes | None = None
     start = end = 0
-    for line, offset in _physical(data):
+    for line, offset in _physical(source):
         if line[:1] in (b" ", b"\t") and unfolded is not None:
             unfolded += line[1:]
             end = offset + len(line)
@@ -220,11 +422,11 @@ def _unescaped(match: re.Match[str]) -> str:
 class _Splitter:
     """The state of one pass over a body: the open components and what is collected."""
 
-    def __init__(self, data: bytes) -> None:
-        self.data = data
+    def __init__(self, source: Body) -> None:
+        self.source = source
         self.calendars: list[VCalendar] = []
         self.header: list[tuple[bytes, int, int]] = []
-        self.blocks: list[Block] = []
+        self.blocks = Blocks()
         self.current: list[tuple[bytes, str]] = []
         self.opened = 0  # where the open block's BEGIN line starts
         self.path: list[str] = []
@@ -235,7 +437,7 @@ class _Splitter:
             return True
         if marker != ("BEGIN", "VCALENDAR"):
             return False
-        self.path, self.header, self.blocks = ["VCALENDAR"], [], []
+        self.path, self.header, self.blocks = ["VCALENDAR"], [], Blocks()
         return True
 
     def calendar_line(self, unfolded: bytes, start: int, end: int, marker: str) -> bool:
@@ -247,9 +449,9 @@ class _Splitter:
         lines = tuple(
             line
             for _, first, last in self.header
-            for line in _LINE_ENDS.split(self.data[first:last])
+            for line in _LINE_ENDS.split(self.source.cut(first, last))
         )
-        self.calendars.append(VCalendar(lines, digest, tuple(self.blocks), self.data))
+        self.calendars.append(VCalendar(lines, digest, self.blocks, self.source))
         return True
 
     def line(self, unfolded: bytes, start: int, end: int) -> bool:
@@ -271,7 +473,7 @@ class _Splitter:
                 return False
             self.path.pop()
             if len(self.path) == 1:
-                self.blocks.append(_block(name, self.current, self.opened, end))
+                self.blocks.add(_block(name, self.current, self.opened, end))
         return True
 
 
@@ -281,11 +483,12 @@ _VOLATILE_LINES = re.compile(
 )
 
 
-def stable_digest(data: bytes) -> str:
+def stable_digest(data: bytes | Body) -> str:
     """The SHA-256 of a body without its VOLATILE lines (folded continuations too): equal
     for two bodies that differ only in those, without splitting either."""
     digest = StableDigest()
-    digest.update(data)
+    for piece in [data] if isinstance(data, bytes) else data.pieces():
+        digest.update(piece)
     return digest.hexdigest()
 
 
@@ -333,11 +536,11 @@ def _cut(data: bytes) -> int:
     return 0
 
 
-def split(data: bytes) -> list[VCalendar] | None:
+def split(data: bytes | Body) -> list[VCalendar] | None:
     """The VCALENDARs of a body, or None when it is not plainly a whole calendar."""
-    data = data.removeprefix(b"\xef\xbb\xbf")
-    splitter = _Splitter(data)
-    for unfolded, start, end in _logical(data):
+    source = data if isinstance(data, Body) else Body(data)
+    splitter = _Splitter(source)
+    for unfolded, start, end in _logical(source):
         if len(splitter.path) > 1 and unfolded[:3].upper() not in _BOUNDARY_HEADS:
             splitter.current.append((unfolded, ""))  # a property: most lines
             continue
@@ -351,40 +554,44 @@ def split(data: bytes) -> list[VCalendar] | None:
 def zones(calendar: VCalendar) -> dict[str, str]:
     """The digest of each TZID's VTIMEZONE block(s), in document order."""
     found: dict[str, list[str]] = {}
-    for block in calendar.blocks:
-        if block.name == "VTIMEZONE":
-            found.setdefault(block.key, []).append(block.digest.hex())
+    columns = calendar.blocks
+    for index in _zone_blocks(calendar):
+        found.setdefault(columns.keys[index], []).append(columns.digest(index).hex())
     return {tzid: _combine(digests).hex() for tzid, digests in found.items()}
+
+
+def _zone_blocks(calendar: VCalendar) -> list[int]:
+    return [index for index, name in enumerate(calendar.blocks.names) if name == "VTIMEZONE"]
 
 
 def _combine(parts: list[str]) -> bytes:
     return hashlib.sha256("\n".join(parts).encode()).digest()
 
 
-def groups(calendar: VCalendar) -> dict[str, Group] | None:
+def groups(calendar: VCalendar) -> Groups | None:
     """The VEVENT blocks grouped by UID with their effective digests.
 
     None when a VEVENT has no usable UID (the parser gives it a synthetic one from its
     content, which no raw-text group can match) or a component holds a VEVENT inside
     it: such a body is parsed whole.
     """
-    if any(block.nests_events for block in calendar.blocks):
+    columns = calendar.blocks
+    if columns.nests_events:
         return None
-    members: dict[str, list[int]] = {}
-    for index, block in enumerate(calendar.blocks):
-        if block.name != "VEVENT":
+    found = Groups()
+    for index, (name, key) in enumerate(zip(columns.names, columns.keys, strict=True)):
+        if name != "VEVENT":
             continue
-        if not block.key.strip():
+        if not key.strip():
             return None
-        members.setdefault(block.key, []).append(index)
+        found.add_block(key, index)
     timezones = zones(calendar)
-    found: dict[str, Group] = {}
-    for uid, indices in members.items():
-        tzids = _NONE.union(*(calendar.blocks[i].tzids for i in indices)) or _NONE
-        parts = [calendar.blocks[i].digest.hex() for i in indices]
+    for number, _, indices in found.members():
+        tzids = _NONE.union(*(columns.tzids[i] for i in indices))
+        parts = [columns.digest(i).hex() for i in indices]
         parts += [f"{tzid}={timezones.get(tzid, '-')}" for tzid in sorted(tzids)]
         parts.append(calendar.header_digest)
-        found[uid] = Group(uid, tuple(indices), tzids, _combine(parts))
+        found.seal(number, tzids, _combine(parts))
     return found
 
 
@@ -392,11 +599,10 @@ def body(calendar: VCalendar, chosen: Collection[Group], every_zone: bool = Fals
     """A small VCALENDAR: the header, the VTIMEZONEs the groups use (or all of them),
     the groups' blocks."""
     tzids = frozenset().union(*(group.tzids for group in chosen))
-    indices = {index for group in chosen for index in group.blocks}
+    columns = calendar.blocks
+    zoned = [i for i in _zone_blocks(calendar) if every_zone or columns.keys[i] in tzids]
+    indices = sorted({index for group in chosen for index in group.blocks}.union(zoned))
     parts = [b"BEGIN:VCALENDAR", *calendar.header]
-    for index, block in enumerate(calendar.blocks):
-        zone = block.name == "VTIMEZONE" and (every_zone or block.key in tzids)
-        if index in indices or zone:
-            parts.append(calendar.text(block))
+    parts += [calendar.lines(columns.starts[i], columns.ends[i]) for i in indices]
     parts += [b"END:VCALENDAR", b""]
     return b"\r\n".join(parts)

@@ -256,3 +256,22 @@ def test_the_stable_digest_of_a_body_handed_over_whole_copies_none_of_it() -> No
     finally:
         tracemalloc.stop()
     assert peak < len(data) / 10
+
+
+def test_a_calendars_blocks_and_groups_are_held_as_columns() -> None:
+    """Regression: every block and every group was an object with its own ints, bytes
+    and tuple, about 500 bytes an event (5 MiB for the bench feed's split, held beside
+    its re-parse). Columns hold about half that, most of it the UIDs themselves."""
+    events = [["BEGIN:VEVENT", f"UID:{n}@test", "SUMMARY:Call", "END:VEVENT"] for n in range(2000)]
+    data = body(ZONE, *events)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        calendar = one(data)
+        found = blocks.groups(calendar)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert found is not None and len(found) == 2000 and len(calendar.blocks) == 2001
+    assert found["7@test"].blocks == (8,) and calendar.blocks[8].key == "7@test"
+    assert held < 2000 * 350

@@ -4,12 +4,15 @@ the kept listing; new bytes or a window beyond it parse again."""
 from __future__ import annotations
 
 import asyncio
+import tempfile
+import tracemalloc
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from syncd.blocks import Body
 from syncd.calendars import reuse
 from syncd.calendars.ics_file import IcsFile
 from syncd.calendars.reuse import SLACK, Expansions
@@ -227,6 +230,52 @@ async def test_parsing_a_big_body_leaves_the_event_loop_free():
         await asyncio.sleep(0)
     assert len((await parse).records) == 3
     assert turns > 1  # a parse on the loop itself would finish before the second turn
+
+
+# --- a body in a file is split where it lies ------------------------------------------
+
+
+def _in_file(data: bytes) -> Body:
+    spool = tempfile.TemporaryFile()  # noqa: SIM115 # closed when the test's objects go
+    spool.write(data)
+    return Body(spool)
+
+
+async def test_a_body_in_a_file_lists_as_the_same_bytes_in_memory() -> None:
+    """A spooled feed is handed over where it lies: split a piece at a time and cut
+    where a block lies, it gives what its bytes give, first parse and partial alike."""
+    events = _events()
+    in_memory, in_file = Expansions("cal"), Expansions("cal")
+    moved = [*events[:3], Vevent("u3", "Moved", day(9)).text(), *events[4:]]
+    for body in (_body(events), _body(moved, stamp="20270101T000000Z")):
+        expected = await in_memory.listing("feed", body, WINDOW)
+        listing = await in_file.listing("feed", _in_file(body), WINDOW)
+        assert (listing.records, listing.problems) == (expected.records, expected.problems)
+    assert in_file.groups_parsed == in_memory.groups_parsed == 16 + 1
+    assert in_file.kept["feed"].digest == in_memory.kept["feed"].digest
+
+
+async def test_a_changed_body_in_a_file_is_split_without_being_held_whole() -> None:
+    """Regression: a changed feed was read back from its spool whole before it was
+    split, so the bench feed's re-sync held its 3 MB beside the split. It is now read a
+    piece at a time, and only the changed group's text is cut out again."""
+    filler = "DESCRIPTION:" + "x" * 4000
+    events = [_local(f"e{n}", n % 20, f"Call {n}", (filler,)) for n in range(600)]
+    expansions = Expansions("cal")
+    await expansions.listing("feed", _body(events), WINDOW)
+    events[7] = _local("e7", 3, "Call 7, moved", (filler,))
+    changed = _body(events)
+    body = _in_file(changed)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        listing = await expansions.listing("feed", body, WINDOW)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    assert expansions.groups_parsed == 601 and expansions.whole_parses == 1
+    assert "Call 7, moved" in {record.event.title for record in listing.records}
+    assert peak < len(changed) / 3  # pieces of 64 KiB and their lines
 
 
 # --- a first parse goes a chunk of groups at a time ----------------------------------

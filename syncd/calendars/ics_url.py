@@ -4,7 +4,8 @@ Conditional GET with the last ETag / Last-Modified, gzip, a size cap and a timeo
 A body streams into a spool (memory up to `SPOOL_BYTES`, past that an unnamed temporary
 file) while it is hashed: the same bytes again, or bytes that differ only in volatile
 lines (a feed stamping DTSTAMP on every download), are answered with the kept
-expansion and never held whole; only a body that really changed is read back.
+expansion; a body that really changed is split where it lies, a piece at a time, and
+only its changed blocks are read again: the feed is never whole in memory.
 A body that is not a calendar (an HTML login page, an empty or truncated body) or an
 HTTP error fails the listing: the feed is never taken for "all events gone". The URL
 is a secret (it often carries a token), so messages name the calendar id only. A
@@ -22,7 +23,7 @@ from types import TracebackType
 import aiohttp
 
 from syncd.adapter import Caps
-from syncd.blocks import StableDigest
+from syncd.blocks import Body, stable_digest
 from syncd.calendars.base import ReadOnly
 from syncd.calendars.reuse import Expansions
 from syncd.errors import Malformed, Unavailable
@@ -84,8 +85,7 @@ class IcsUrl(ReadOnly):
         same = await self.expansions.restamped("feed", body.digest, stable, window)
         if same is not None:
             return same
-        data = await asyncio.to_thread(body.read)
-        return await self.expansions.listing("feed", data, window, stable)
+        return await self.expansions.listing("feed", body.contents(), window, stable, body.digest)
 
     def forget_validators(self) -> None:
         """Drop the last ETag, Last-Modified and digest: the next fetch is unconditional
@@ -179,17 +179,13 @@ class Spooled:
         return self._sha256.hexdigest()
 
     def stable_digest(self) -> str:
-        """`blocks.stable_digest` of the body, read back a chunk at a time."""
-        digest = StableDigest()
-        self._spool.seek(0)
-        while chunk := self._spool.read(CHUNK):
-            digest.update(chunk)
-        return digest.hexdigest()
+        """`blocks.stable_digest` of the body, read back a piece at a time."""
+        return stable_digest(self.contents())
 
-    def read(self) -> bytes:
-        """The whole body, read back."""
-        self._spool.seek(0)
-        return self._spool.read()
+    def contents(self) -> Body:
+        """The body where it lies, read a piece at a time (in a worker thread: a read of
+        the file may wait on the disk) and cut where a block lies; never read whole."""
+        return Body(self._spool)
 
     def close(self) -> None:
         """Drop the spool (a temporary file is gone with it)."""

@@ -34,7 +34,6 @@ apply, to one parse of the body whole.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -114,22 +113,33 @@ class Expansions:
     _stored: dict[str, str] = field(default_factory=dict, repr=False)  # source -> digest
     _retained: bool = field(default=False, repr=False)
 
-    async def listing(self, source: str, data: bytes, window: Window, stable: str = "") -> Listing:
-        """The listing of `data` inside `window`, parsed only where something changed;
-        `stable`: the bytes' `blocks.stable_digest` when the caller has it already."""
-        digest = hashlib.sha256(data).hexdigest()
+    async def listing(
+        self,
+        source: str,
+        data: bytes | blocks.Body,
+        window: Window,
+        stable: str = "",
+        digest: str = "",
+    ) -> Listing:
+        """The listing of `data` inside `window`, parsed only where something changed.
+        `data` may lie in a file (`blocks.Body`): it is read a piece at a time and then
+        only where it changed. `stable` and `digest`: the bytes' `blocks.stable_digest`
+        and SHA-256 (hex), when the caller has them already."""
+        body = data if isinstance(data, blocks.Body) else blocks.Body(data)
+        if not digest:  # bytes in memory hash in milliseconds; a file is read to do it
+            digest = await asyncio.to_thread(body.sha256) if body.in_file else body.sha256()
         same = await self.unchanged(source, digest, window)
         if same is not None:
             return same
         kept = self.kept.get(source)
         fresh = None
         if kept and kept.parts is not None and _inside(window, kept.covers):
-            found = await asyncio.to_thread(self._partial, data, kept, stable)
+            found = await asyncio.to_thread(self._partial, body, kept, stable)
             fresh = None if found is None else Kept(digest, kept.covers, *found[:2], found[2])
         if fresh is None:
             covers = Window(window.start, window.end + SLACK)
             fresh = Kept(
-                digest, covers, *await asyncio.to_thread(self._parse, source, data, covers, stable)
+                digest, covers, *await asyncio.to_thread(self._parse, source, body, covers, stable)
             )
         self.kept[source] = fresh
         await self._persist(source, kept, fresh)
@@ -254,7 +264,7 @@ class Expansions:
             self._stored[source] = new.digest
 
     def _parse(
-        self, source: str, data: bytes, covers: Window, stable: str
+        self, source: str, data: blocks.Body, covers: Window, stable: str
     ) -> tuple[Listing, dict[str, Part] | None, str]:
         """A first parse: group by group in chunks (so a big feed's parse tree never
         exists whole), else the body whole."""
@@ -264,14 +274,14 @@ class Expansions:
         split = _single(data)
         if split is not None:
             calendar, found = split
-            parts = self._parsed_groups(calendar, list(found.values()), covers)
+            parts = self._parsed_groups(calendar, found, list(found), covers)
             if parts is not None and _within_cap(parts, self.limits):
                 return _assembled(parts), parts, stable
-        records, problems = self._read(data, covers, source)
+        records, problems = self._read(data.whole(), covers, source)
         return Listing(records, problems), None, stable
 
     def _partial(
-        self, data: bytes, kept: Kept, stable: str
+        self, data: blocks.Body, kept: Kept, stable: str
     ) -> tuple[Listing, dict[str, Part], str] | None:
         """The listing re-parsing only the changed groups (and the body's stable digest),
         or None: parse it whole."""
@@ -282,20 +292,20 @@ class Expansions:
         found = self._regrouped(data, kept)
         return None if found is None else (*found, stable)
 
-    def _regrouped(self, data: bytes, kept: Kept) -> tuple[Listing, dict[str, Part]] | None:
+    def _regrouped(self, data: blocks.Body, kept: Kept) -> tuple[Listing, dict[str, Part]] | None:
         split = _single(data)
         if split is None or kept.parts is None:
             return None
         calendar, found = split
         old = kept.parts
-        changed = [g for uid, g in found.items() if uid not in old or old[uid].digest != g.digest]
+        changed = [uid for uid in found if uid not in old or old[uid].digest != found.digest(uid)]
         if not changed and found.keys() == old.keys():
             # Only volatile lines changed (a feed that stamps DTSTAMP on every fetch): the
             # kept listing itself, so a route that planned nothing from it stays quiet.
             return kept.listing, old
-        fresh = {g.uid for g in changed}
+        fresh = set(changed)
         parts = {uid: old[uid] for uid in found if uid not in fresh}
-        parsed = self._parsed_groups(calendar, changed, kept.covers)
+        parsed = self._parsed_groups(calendar, found, changed, kept.covers)
         if parsed is None:
             return None
         parts.update(parsed)
@@ -305,15 +315,15 @@ class Expansions:
         return _assembled(parts), parts
 
     def _parsed_groups(
-        self, calendar: blocks.VCalendar, chosen: list[blocks.Group], covers: Window
+        self, calendar: blocks.VCalendar, found: blocks.Groups, chosen: list[str], covers: Window
     ) -> dict[str, Part] | None:
-        """Each chosen group's part, parsed `CHUNK` groups at a time; None when a
-        chunk cannot be shared out by UID (the caller then parses the body whole). The
-        first chunk carries every VTIMEZONE, so an unreadable one that no event uses
+        """The part of each chosen UID's group, parsed `CHUNK` groups at a time; None
+        when a chunk cannot be shared out by UID (the caller then parses the body whole).
+        The first chunk carries every VTIMEZONE, so an unreadable one that no event uses
         still leads to the whole parse that reports it."""
         parts: dict[str, Part] = {}
         for first in range(0, len(chosen), CHUNK):
-            chunk = chosen[first : first + CHUNK]
+            chunk = [found[uid] for uid in chosen[first : first + CHUNK]]
             self.groups_parsed += len(chunk)
             body = blocks.body(calendar, chunk, every_zone=first == 0)
             try:
@@ -366,7 +376,7 @@ def _inside(window: Window, covers: Window) -> bool:
     return covers.start <= window.start and window.end <= covers.end
 
 
-def _single(data: bytes) -> tuple[blocks.VCalendar, dict[str, blocks.Group]] | None:
+def _single(data: blocks.Body) -> tuple[blocks.VCalendar, blocks.Groups] | None:
     """The one VCALENDAR of a body and its UID groups, or None: parse it whole."""
     calendars = blocks.split(data)
     if calendars is None or len(calendars) != 1:
