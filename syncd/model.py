@@ -57,7 +57,7 @@ def shared_person(email: str, name: str = "", partstat: str = "") -> Person:
     calendar holds them once, not once an event. The cache is small because what repeats
     is few people; a feed of distinct customers churns it, and at 1,024 entries it held
     1 MiB of them for good."""
-    return Person(email, name, partstat)
+    return Person(shared_address(email), name, partstat)
 
 
 @functools.lru_cache(maxsize=256)

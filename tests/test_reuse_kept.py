@@ -15,6 +15,7 @@ from syncd.calendars.reuse import Expansions
 from syncd.codec import dumps, loads
 from syncd.ical import read_calendar
 from syncd.model import Window
+from syncd.packed import GroupedRecords
 from syncd.state import State
 from tests.builders import Vevent, calendar, day
 
@@ -76,7 +77,7 @@ async def test_a_calendars_groups_share_one_primer_before_and_after_a_restart(
     for expansions in (first, again):
         parts = expansions.kept["feed"].parts
         assert parts is not None and expansions.primer
-        assert {id(part.packed.primer) for part in parts.values()} == {id(expansions.primer)}
+        assert {id(part.primer) for part in parts.values()} == {id(expansions.primer)}
 
 
 async def test_a_restart_reads_the_kept_expansion_once_when_the_feed_changed(
@@ -240,3 +241,16 @@ async def test_files_deleted_while_syncd_was_down_leave_no_kept_rows(tmp_path: P
     }
     state.close()
     assert kept == {"one.ics"}
+
+
+async def test_a_kept_listing_holds_its_parts_themselves() -> None:
+    """Regression: a kept expansion held each group twice over, a part (digest, packed
+    records, problems) and, for the listing, a dict of the packed records alone: 10,000
+    more objects and a 10,000-entry dict for the bench feed. A part is packed records
+    now, and the listing holds the parts."""
+    expansions = Expansions("cal")
+    listing = await expansions.listing("feed", BODY, WINDOW)
+    parts = expansions.kept["feed"].parts
+    assert parts is not None and isinstance(listing.records, GroupedRecords)
+    assert listing.records.groups.keys() == parts.keys()
+    assert all(listing.records.groups[uid] is part for uid, part in parts.items())

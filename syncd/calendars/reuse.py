@@ -38,13 +38,14 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from types import MappingProxyType
 from typing import Protocol
 
 from syncd import __version__, blocks, codec
 from syncd.errors import Malformed
 from syncd.ical import Limits, read_calendar
 from syncd.model import Listing, Problem, Record, Window
-from syncd.packed import GroupedRecords, Packed, primer
+from syncd.packed import GroupedRecords, Packed, packing, primer
 
 SLACK = timedelta(days=1)
 log = logging.getLogger("syncd.calendars")
@@ -53,14 +54,14 @@ CHUNK = 250  # UID groups a parse holds at once: its tree, not the feed's, is th
 _CAPPED = "(Limits.per_calendar)"  # the reason of a Problem left by the per-calendar cap
 
 
-@dataclass(frozen=True, slots=True)
-class Part:
-    """One UID group's share of a kept listing, packed (`syncd.packed`), with the digest
-    it was parsed from."""
+@dataclass(frozen=True, slots=True, eq=False)
+class Part(Packed):
+    """One UID group's share of a kept listing: its records packed (`syncd.packed`; the
+    listing holds the parts themselves, not a packed copy of each), the digest it was
+    parsed from, and its problems."""
 
-    digest: bytes  # `blocks.Group.digest`; the state store keeps it in hex
-    packed: Packed
-    problems: tuple[Problem, ...]
+    digest: bytes = b""  # `blocks.Group.digest`; the state store keeps it in hex
+    problems: tuple[Problem, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -363,7 +364,7 @@ class Expansions:
 def _within_cap(parts: dict[str, Part], limits: Limits) -> bool:
     """False past the per-calendar cap, which cuts by series order: only a whole parse
     knows where."""
-    return sum(part.packed.count for part in parts.values()) <= limits.per_calendar
+    return sum(part.count for part in parts.values()) <= limits.per_calendar
 
 
 def _restampable(kept: Kept, stable: str) -> bool:
@@ -412,13 +413,13 @@ def _share(
 def _part(
     digest: bytes, records: tuple[Record, ...], problems: tuple[Problem, ...], primed: bytes
 ) -> Part:
-    return Part(digest, Packed.of(records, problems, primed), problems)
+    return Part(*packing(codec.dumps(records, problems), records, primed), digest, problems)
 
 
 def _assembled(parts: dict[str, Part]) -> Listing:
     """The listing made of kept parts: what a whole parse gives (iterated, the same
     records in the same order), packed by UID group."""
-    records = GroupedRecords({uid: part.packed for uid, part in parts.items()})
+    records = GroupedRecords(MappingProxyType(parts))  # the parts as they are
     problems = sorted(
         (p for part in parts.values() for p in part.problems),
         key=lambda item: (item.key, item.reason),
@@ -427,11 +428,14 @@ def _assembled(parts: dict[str, Part]) -> Listing:
 
 
 def _encoded(parts: dict[str, Part]) -> dict[str, tuple[str, str]]:
-    return {uid: (part.digest.hex(), part.packed.text()) for uid, part in parts.items()}
+    return {uid: (part.digest.hex(), part.text()) for uid, part in parts.items()}
 
 
 def _decoded(stored: dict[str, tuple[str, str]], primed: bytes) -> dict[str, Part]:
-    return {
-        uid: Part(bytes.fromhex(digest), *Packed.from_text(text, primed))
-        for uid, (digest, text) in stored.items()
-    }
+    return {uid: _unpacked(digest, text, primed) for uid, (digest, text) in stored.items()}
+
+
+def _unpacked(digest: str, text: str, primed: bytes) -> Part:
+    """A part as the state store keeps it: its digest in hex and its codec text."""
+    records, problems = codec.loads(text)
+    return Part(*packing(text, records, primed), bytes.fromhex(digest), problems)
