@@ -271,7 +271,7 @@ def _physical(source: Body) -> Iterator[tuple[bytes, int]]:
     offset, rest = 0, b""
     for piece in source.pieces():
         data = rest + piece if rest else piece
-        if offset == 0 and not rest and data.startswith(_BOM):
+        if offset == 0 and data.startswith(_BOM):  # the mark may span the first pieces
             data, offset = data[len(_BOM) :], len(_BOM)
         cut = _line_end(data)
         yield from _lines(data[:cut], offset, last=False)

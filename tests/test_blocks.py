@@ -174,14 +174,16 @@ def test_the_stable_digest_ignores_only_volatile_lines() -> None:
     end=st.sampled_from(["\r\n", "\n", "\r"]),
     order=st.permutations([ZONE, EVENT, OTHER]),
     trailer=st.sampled_from(["", "\r\n", "\r\n\r\n"]),
+    bom=st.booleans(),
 )
 def test_a_body_split_a_piece_at_a_time_gives_what_one_piece_gives(
-    piece: int, end: str, order: list[list[str]], trailer: str
+    piece: int, end: str, order: list[list[str]], trailer: str, bom: bool
 ) -> None:
     """Lines are cut a piece at a time (a big feed's lines never exist as one list):
-    wherever a piece ends (inside a folded line, between CR and LF), the blocks, their
-    bytes and digests are those of the body split whole."""
-    data = body(*order, end=end) + trailer.encode()
+    wherever a piece ends (inside a folded line, between CR and LF, inside a leading
+    byte-order mark), the blocks, their bytes and digests are those of the body split
+    whole."""
+    data = (b"\xef\xbb\xbf" if bom else b"") + body(*order, end=end) + trailer.encode()
     whole = blocks.split(data)
     saved = blocks._PIECE
     blocks._PIECE = piece
