@@ -753,12 +753,14 @@ def _link(
     accepted: int,
     remote_id: str | None,
 ) -> Link:
-    """A link from the `_PLAN_COLUMNS` of its row."""
+    """A link from the `_PLAN_COLUMNS` of its row. The two fingerprints are one object
+    when they are equal, as they are for a link whose sides agree: a run reads every
+    link of the route, and 10,000 of them held 0.8 MiB of fingerprints twice over."""
     return Link(
         cal_key=cal_key,
         vendor_key=vendor_key,
         cal_fp=cal_fp,
-        vendor_fp=vendor_fp,
+        vendor_fp=cal_fp if vendor_fp == cal_fp else vendor_fp,
         anchor=parse_moment(anchor) if anchor else None,
         missing=missing or "",
         accepted=bool(accepted),
