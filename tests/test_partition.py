@@ -75,6 +75,17 @@ def test_a_vendor_record_takes_the_uid_of_its_link_of_its_event_or_of_its_import
     assert partitioner.vendor_uid("cal:h:abcdef") == UNKNOWN  # nothing names its UID
 
 
+def test_a_links_uid_is_one_string_for_both_of_the_splits_maps():
+    """A run splits every link of its route by UID twice over (the link's own UID, and
+    the UID a vendor record takes from its link); each UID was sliced out of the
+    calendar key for each, 0.7 MiB more of a 10,000-link re-sync's peak."""
+    links = (link("VEVENT:call-a:-", "srv-1"), link("VEVENT:call-b:20270301T090000Z", "srv-2"))
+    split = Split("cal", (listed(), Listing(())), links, ())
+    for uid, vendor in (("call-a", "srv-1"), ("call-b", "srv-2")):
+        (held,) = (key for key in split.links if key == uid)
+        assert split.partitioner.vendor_uid(vendor) is held
+
+
 def test_tombstones_are_split_by_the_uid_of_their_key():
     split = Split(
         "cal",
