@@ -146,7 +146,7 @@ class Blocks:
 
     def digest(self, index: int) -> bytes:
         """The raw digest of block `index`."""
-        return bytes(self.digests[index * _SHA : (index + 1) * _SHA])
+        return _nth(self.digests, index)
 
     def __getitem__(self, index: int) -> Block:
         if not -len(self) <= index < len(self):
@@ -167,6 +167,11 @@ class Blocks:
         return all(getattr(self, name) == getattr(other, name) for name in self.__slots__)
 
     __hash__ = None  # type: ignore[assignment]  # mutable while a split fills it
+
+
+def _nth(digests: bytearray, index: int) -> bytes:
+    """The `index`-th raw digest of a column of them."""
+    return bytes(digests[index * _SHA : (index + 1) * _SHA])
 
 
 _SETS: dict[frozenset[str], frozenset[str]] = {}
@@ -244,15 +249,15 @@ class Groups(Mapping[str, Group]):
 
     def digest(self, uid: str) -> bytes:
         """The raw digest of the group of `uid` (KeyError when there is none)."""
-        number = self._index[uid]
-        return bytes(self._digests[number * _SHA : (number + 1) * _SHA])
+        return _nth(self._digests, self._index[uid])
 
     def _members(self, number: int) -> tuple[int, ...]:
         return self._more.get(number) or (self._first[number],)
 
     def __getitem__(self, uid: str) -> Group:
         number = self._index[uid]
-        return Group(uid, self._members(number), self._tzids[number], self.digest(uid))
+        digest = _nth(self._digests, number)
+        return Group(uid, self._members(number), self._tzids[number], digest)
 
     def __len__(self) -> int:
         return len(self._index)
