@@ -24,6 +24,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from syncd.links import LinkIndex
 from syncd.model import (
     Link,
     Listing,
@@ -47,21 +48,21 @@ class Partitioner:
     """Which UID each record of one run belongs to, on either side."""
 
     calendar_id: str
-    links: tuple[Link, ...]
+    links: LinkIndex
     calendar: CalendarGroups
     link_uids: Sequence[str] = ()  # each link's UID, when the caller has them already
 
     @cached_property
     def _linked(self) -> dict[str, str]:
         """vendor key -> UID of its link's calendar key."""
-        uids = self.link_uids or [calendar_uid(link.cal_key) for link in self.links]
-        return {link.vendor_key: uid for link, uid in zip(self.links, uids, strict=True)}
+        uids = self.link_uids or [calendar_uid(key) for key in self.links.cal_keys]
+        return dict(zip(self.links.vendor_keys, uids, strict=True))
 
     @cached_property
     def _chosen(self) -> dict[str, str]:
         """The vendor key syncd chooses for each listed or linked calendar key -> its UID
         (made only when a vendor record has no link: after a first sync, none)."""
-        keys = [*self._calendar_keys(), *(link.cal_key for link in self.links)]
+        keys = [*self._calendar_keys(), *self.links.cal_keys]
         chosen = (vendor_key(OccurrenceKey.parse(self.calendar_id, key)) for key in keys)
         return {vendor: calendar_uid(key) for vendor, key in zip(chosen, keys, strict=True)}
 
@@ -115,26 +116,26 @@ class Split:
         self,
         calendar_id: str,
         listings: tuple[Listing, Listing],
-        links: tuple[Link, ...],
+        links: LinkIndex | tuple[Link, ...],
         tombstones: Iterable[tuple[str, str]],
     ) -> None:
         cal, ven = listings
         self.listings = listings
-        self.all_links = links
+        self.index = links if isinstance(links, LinkIndex) else LinkIndex.of(links)
         self.groups = by_uid(cal.records)
         # One string a link's UID, shared by both maps (a run reads every link: 10,000
         # UIDs sliced twice were 0.7 MiB more of a re-sync's peak).
-        link_uids = [calendar_uid(link.cal_key) for link in links]
-        self.partitioner = Partitioner(calendar_id, links, self.groups, link_uids)
+        link_uids = [calendar_uid(key) for key in self.index.cal_keys]
+        self.partitioner = Partitioner(calendar_id, self.index, self.groups, link_uids)
         self._decoded: dict[str, Sequence[Record]] = {}  # a packed group once a run
         self.vendor_entries: VendorEntries = entries(ven.records)
         self.vendor: dict[str, list[int]] = defaultdict(list)  # UID -> its entries
-        self.links: dict[str, list[Link]] = defaultdict(list)
+        self.links: dict[str, list[int]] = defaultdict(list)  # UID -> its rows in `index`
         self.tombstones: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for entry, key, marker in self.vendor_entries.entries():
             self.vendor[self.partitioner.vendor_uid(key, marker)].append(entry)
-        for link, uid in zip(links, link_uids, strict=True):
-            self.links[uid].append(link)
+        for row, uid in enumerate(link_uids):
+            self.links[uid].append(row)
         for side, key in tombstones:
             uid = calendar_uid(key) if side == "calendar" else self.partitioner.vendor_uid(key)
             self.tombstones[uid].add((side, key))
@@ -142,7 +143,7 @@ class Split:
     def after_writes(
         self,
         listings: tuple[Listing, Listing],
-        links: tuple[Link, ...],
+        links: LinkIndex | tuple[Link, ...],
         tombstones: Iterable[tuple[str, str]],
     ) -> Split:
         """The split of the listings that hold this run's writes. When the calendar's
@@ -181,14 +182,17 @@ class Split:
     def waiting(self, uid: str) -> bool:
         """Whether the UID's plan waits on a later look: a link without both records
         listed (its absence unconfirmed, or a get that failed), or marked missing."""
-        links = self.links.get(uid, ())
-        if not links:
+        rows = self.links.get(uid, ())
+        if not rows:
             return False
         calendar = {record.key for record in self.calendar_records(uid, keep=False)}
         vendor = {self.vendor_entries.key(entry) for entry in self.vendor.get(uid, ())}
+        index = self.index
         return any(
-            link.missing or link.cal_key not in calendar or link.vendor_key not in vendor
-            for link in links
+            index.missing(row)
+            or index.cal_keys[row] not in calendar
+            or index.vendor_keys[row] not in vendor
+            for row in rows
         )
 
     def signature(self, uid: str, window: Window) -> int:
@@ -197,7 +201,7 @@ class Split:
             (
                 self.groups.token(uid, window),
                 frozenset(self.vendor_entries.token(e, window) for e in self.vendor.get(uid, ())),
-                frozenset((link, _anchored(link, window)) for link in self.links.get(uid, ())),
+                frozenset(self.index.token(row, window) for row in self.links.get(uid, ())),
                 frozenset(self.tombstones.get(uid, ())),
             )
         )
@@ -214,10 +218,6 @@ class Split:
 def problem_uid(key: str) -> str:
     """The UID a calendar problem is about (its key is an occurrence key or a bare UID)."""
     return calendar_uid(key) if key.count(":") >= 2 else key
-
-
-def _anchored(link: Link, window: Window) -> bool:
-    return link.anchor is None or window.holds(link.anchor)
 
 
 @dataclass(frozen=True)
@@ -241,9 +241,10 @@ class Scope:
 
     @cached_property
     def links(self) -> tuple[Link, ...]:
-        """The links of these UIDs (each UID's in the state's order)."""
+        """The links of these UIDs (each UID's in the state's order), loaded now."""
         by_uid = self.split.links
-        return tuple(link for uid in sorted(self.signatures) for link in by_uid.get(uid, ()))
+        rows = [row for uid in sorted(self.signatures) for row in by_uid.get(uid, ())]
+        return self.split.index.load(rows)
 
     def weight(self) -> int:
         """What planning these UIDs costs, in `Split.weight`s."""

@@ -23,6 +23,7 @@ from syncd import routing
 from syncd.adapter import Adapter
 from syncd.apply import Applier, Binding, RunCounts
 from syncd.errors import AdapterError, AuthFailed, Gone, RateLimited, Unavailable
+from syncd.links import LinkIndex
 from syncd.model import (
     Link,
     Listing,
@@ -155,7 +156,7 @@ class RouteRunner:
             cal_listing, ven_listing = await self._list_both(window)
             if not (dry_run or release) and self._settling.quiet(cal_listing, ven_listing):
                 return RunReport(self.route_id, "ok")
-            links, tombstones = self.state.links(self.route_id), self._tombstones()
+            links, tombstones = self.state.link_index(self.route_id), self._tombstones()
             scope = self._scope(window, (cal_listing, ven_listing), links, tombstones)
             if not dry_run and scope.weight() > self.chunk_weight:
                 return await self._chunked(window, scope, len(links), tombstones, release)
@@ -287,7 +288,7 @@ class RouteRunner:
         if settled is None or not written:
             return
         listings = (settled.calendar, settled.vendor)
-        links, tombstones = self.state.links(self.route_id), self._tombstones()
+        links, tombstones = self.state.link_index(self.route_id), self._tombstones()
         split = planned.after_writes(listings, links, tombstones)
         self.settled.settle_written(split, window, _context(listings), written)
 
@@ -308,7 +309,7 @@ class RouteRunner:
         self,
         window: Window,
         listings: tuple[Listing, Listing],
-        links: tuple[Link, ...],
+        links: LinkIndex,
         tombstones: frozenset[tuple[SideName, str]],
     ) -> Scope:
         """The records and links of the UIDs this run plans: those not settled (see

@@ -12,7 +12,7 @@ import json
 import os
 import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +23,7 @@ import sqlite_utils
 from sqlite_utils import Migrations
 
 from syncd.errors import RouteBusy, SyncdError
+from syncd.links import LinkIndex
 from syncd.model import Link, Window, as_utc, moment_text, parse_moment
 
 BUSY_TIMEOUT_MS = 10_000
@@ -399,11 +400,30 @@ class State:
         """Every link of the route, as the plan reads them: only the columns it reads,
         row by row (a big route's links as dicts of every column were the biggest
         passing allocation of a run)."""
-        cursor = self.db.execute(
-            f"SELECT {', '.join(_PLAN_COLUMNS)} FROM links WHERE route = ? ORDER BY cal_key",
-            [route],
-        )
+        cursor = self.db.execute(f"{_SELECT_PLAN_COLUMNS} ORDER BY cal_key", [route])
         return tuple(_link(*row) for row in cursor)
+
+    def link_index(self, route: str) -> LinkIndex:
+        """Every link of the route as a planning run first reads them (`syncd.links`):
+        each row is made a link, noted and dropped; the links of the UIDs the run plans
+        are read again when it asks (`links_by_key`)."""
+        index = LinkIndex(lambda keys: self.links_by_key(route, keys))
+        for row in self.db.execute(f"{_SELECT_PLAN_COLUMNS} ORDER BY cal_key", [route]):
+            index.add(_link(*row))
+        return index
+
+    def links_by_key(self, route: str, cal_keys: Sequence[str]) -> tuple[Link, ...]:
+        """The route's links with these calendar keys, in that order (a key without
+        one is left out), read a few hundred keys a statement."""
+        found: dict[str, Link] = {}
+        for start in range(0, len(cal_keys), _KEYS_A_STATEMENT):
+            chunk = list(cal_keys[start : start + _KEYS_A_STATEMENT])
+            marks = ", ".join("?" * len(chunk))
+            rows = self.db.execute(
+                f"{_SELECT_PLAN_COLUMNS} AND cal_key IN ({marks})", [route, *chunk]
+            )
+            found.update((link.cal_key, link) for link in (_link(*row) for row in rows))
+        return tuple(found[key] for key in cal_keys if key in found)
 
     def record_links(self, route: str, rows: Iterable[tuple[LinkRow, str]]) -> None:
         """Write several links in one transaction: (row, the key it replaces or ""). A
@@ -741,6 +761,8 @@ _PLAN_COLUMNS = (
     "accepted",
     "remote_id",
 )
+_SELECT_PLAN_COLUMNS = f"SELECT {', '.join(_PLAN_COLUMNS)} FROM links WHERE route = ?"
+_KEYS_A_STATEMENT = 500  # under SQLite's default limit of host parameters (999 before 3.32)
 
 
 def _link(

@@ -11,6 +11,7 @@ import pytest
 
 from syncd.adapter import Caps
 from syncd.errors import Unavailable
+from syncd.links import LinkIndex
 from syncd.model import (
     Event,
     Link,
@@ -64,7 +65,8 @@ def test_a_vendor_record_takes_the_uid_of_its_link_of_its_event_or_of_its_import
     long_uid = "x" * 200  # its vendor key is hashed: no UID can be read from it
     hashed = vendor_key(OccurrenceKey("cal", long_uid))
     listing = listed(record(f"VEVENT:{long_uid}:-"), packed=packed)
-    partitioner = Partitioner("cal", (link("VEVENT:linked:-", "srv-9"),), by_uid(listing.records))
+    links = LinkIndex.of([link("VEVENT:linked:-", "srv-9")])
+    partitioner = Partitioner("cal", links, by_uid(listing.records))
 
     assert partitioner.vendor_uid("srv-9") == "linked"  # by its link, whatever its key
     assert partitioner.vendor_uid(hashed) == long_uid  # the key the event chooses

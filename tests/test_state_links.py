@@ -124,3 +124,21 @@ def test_a_links_equal_fingerprints_are_read_back_as_one_object(tmp_path: Path) 
     assert read == {"a": agreeing, "b": differing}
     assert read["a"].vendor_fp is read["a"].cal_fp
     assert read["b"].vendor_fp == "g" * 32
+
+
+def test_links_are_read_by_key_in_the_order_asked_past_one_statements_keys(
+    tmp_path: Path,
+) -> None:
+    """A planning run reads the `Link` objects of the UIDs it plans by their calendar
+    keys: more keys than one statement takes, in the order asked, an unknown key left
+    out; and the index of every link knows them all without holding one."""
+    state = State(tmp_path / "state.db")
+    keys = [f"VEVENT:e{n:04}:-" for n in range(1200)]
+    state.record_links(ROUTE, [(_row(key, f"v{key}"), "") for key in keys])
+    asked = [*reversed(keys[100:1150]), "VEVENT:gone:-"]
+    read = state.links_by_key(ROUTE, asked)
+    assert [link.cal_key for link in read] == asked[:-1]
+    assert all(link.vendor_key == f"v{link.cal_key}" for link in read)
+    index = state.link_index(ROUTE)
+    assert len(index) == 1200 and index.cal_keys == keys
+    assert index.load([5, 3]) == state.links_by_key(ROUTE, [keys[5], keys[3]])
