@@ -11,10 +11,14 @@ route as objects were 4.7 MiB of every re-sync's peak.
 
 from __future__ import annotations
 
+import functools
+from array import array
 from collections.abc import Callable, Iterable, Sequence
 
-from syncd.model import Link, Moment, Window
+from syncd.model import Link, Window
+from syncd.packed import instant
 
+_NO_ANCHOR = -(2**63)  # the anchor column's mark for a link without an original start
 Loader = Callable[[Sequence[str]], tuple[Link, ...]]
 """The links with these calendar keys, in that order (a state read, or links at hand)."""
 
@@ -28,8 +32,8 @@ class LinkIndex:
         self.cal_keys: list[str] = []
         self.vendor_keys: list[str] = []
         self._missing: dict[int, str] = {}  # row -> the side it is missing on, when it is
-        self._anchors: dict[int, Moment] = {}  # row -> its original start, when it has one
-        self._tokens: list[int] = []  # row -> hash of the whole link
+        self._anchors = array("q")  # row -> its original start (`packed.instant`)
+        self._tokens = array("q")  # row -> hash of the whole link
         self._load = load
 
     @classmethod
@@ -47,10 +51,9 @@ class LinkIndex:
         self.cal_keys.append(link.cal_key)
         self.vendor_keys.append(link.vendor_key)
         self._tokens.append(hash(link))
+        self._anchors.append(_NO_ANCHOR if link.anchor is None else instant(link.anchor))
         if link.missing:
             self._missing[row] = link.missing
-        if link.anchor is not None:
-            self._anchors[row] = link.anchor
 
     def missing(self, row: int) -> str:
         """The side the link is marked missing on, "" when it is not."""
@@ -59,8 +62,8 @@ class LinkIndex:
     def token(self, row: int, window: Window) -> tuple[int, bool]:
         """What a UID's signature holds of one link: its hash, and whether its original
         start lies in the window (no original start counts as inside)."""
-        anchor = self._anchors.get(row)
-        return self._tokens[row], anchor is None or window.holds(anchor)
+        anchor, (start, end) = self._anchors[row], _edges(window)
+        return self._tokens[row], anchor == _NO_ANCHOR or start <= anchor < end
 
     def load(self, rows: Iterable[int]) -> tuple[Link, ...]:
         """The `Link` objects of these rows, in that order."""
@@ -68,3 +71,9 @@ class LinkIndex:
 
     def __len__(self) -> int:
         return len(self.cal_keys)
+
+
+@functools.lru_cache(maxsize=4)
+def _edges(window: Window) -> tuple[int, int]:
+    """A window's edges as instants: asked once a link every run, for one window."""
+    return instant(window.start), instant(window.end)
