@@ -9,10 +9,11 @@ simulator (its own process, rate limit off). Cases: (a) 304, (b) byte-identical
 without ETag, (c) DTSTAMPs rewritten, (d) 1% changed, (e) first sync (run first).
 
 Per case: vdirsyncer's `vdirsyncer sync` (a fresh process, wait4: wall, user+sys CPU,
-peak RSS); syncd's route run inside one long-lived process as the daemon does it (one
-runner kept, sides wrapped in `Polled` as the daemon wraps them; wall by perf_counter,
-CPU by process_time, which counts the worker threads; peak RSS of this process during
-the run, its high-water mark reset before each run through /proc/self/clear_refs);
+peak RSS); syncd's route run inside one long-lived process as the daemon does it
+(`route_worker.py`, a process that imports only syncd: one runner kept, sides wrapped
+in `Polled` as the daemon wraps them; wall by perf_counter, CPU by process_time, which
+counts the worker threads; peak RSS of that process during the run, its high-water
+mark reset before each run through /proc/self/clear_refs);
 and a whole-process `syncd sync` (a fresh process each, wait4) against a second
 simulator with its own state. Then the simulator's own capacity (a bare client, 8 at
 a time) beside syncd's first-sync write rate.
@@ -37,6 +38,7 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -51,12 +53,6 @@ from first_sync import (
     start_simulator,
     wait_for_port,
 )
-
-from syncd import registry
-from syncd.config import load_config
-from syncd.polled import Polled
-from syncd.runner import RouteRunner
-from syncd.state import State
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / ".work"
@@ -249,36 +245,38 @@ fileext = ".ics"
 
 
 class RouteRuns:
-    """One route runner kept across runs, its sides wrapped as the daemon wraps them."""
+    """The route runs, in a worker process that imports only syncd (`route_worker.py`):
+    one runner kept across runs, as the daemon keeps it."""
 
     def __init__(self, config_path: Path) -> None:
-        self.settings = load_config(config_path)
-        self.state = State(self.settings.state)
-        self.session = aiohttp.ClientSession()
-        [made] = registry.runners(self.settings, self.state, self.session, ["bench"]).values()
-        vendor_poll = self.settings.vendors["salesask"].poll
-        self.runner: RouteRunner = replace(
-            made,
-            calendar=Polled(made.calendar, timedelta(0)),  # the feed re-fetched every run
-            vendor=Polled(made.vendor, vendor_poll),  # as the daemon keeps the vendor's
+        argv = [sys.executable, str(HERE / "route_worker.py"), str(config_path)]
+        self.worker = subprocess.Popen(
+            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=HERE.parent
         )
         self.resettable = True
 
     async def run(self) -> tuple[Figures, str, float]:
         """One timed route run: its figures, its report's counts, its seconds writing."""
-        self.resettable = reset_peak_rss() and self.resettable
-        wall, cpu = time.perf_counter(), time.process_time()
-        report = await self.runner.run()
-        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-        rss = peak_rss_mib()
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()) if v)
-        note = "" if report.outcome == "ok" else f"{report.outcome}: {report.error}"
-        summary = f"{report.outcome}; {counts or 'nothing to do'}"
-        return Figures(wall, cpu, rss, note), summary, report.write_seconds
+        answer = await asyncio.to_thread(self._ask, "run")
+        self.resettable = bool(answer["resettable"]) and self.resettable
+        figures = Figures(answer["wall"], answer["cpu"], answer["rss"], answer["note"])
+        return figures, answer["summary"], answer["writing"]
+
+    def _ask(self, command: str) -> dict[str, Any]:
+        assert self.worker.stdin is not None and self.worker.stdout is not None
+        self.worker.stdin.write(f"{command}\n")
+        self.worker.stdin.flush()
+        line = self.worker.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the route worker ended (exit {self.worker.wait()})")
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
     async def close(self) -> None:
-        await self.session.close()
-        self.state.close()
+        if self.worker.stdin is not None:
+            self.worker.stdin.write("quit\n")
+            self.worker.stdin.close()
+        await asyncio.to_thread(self.worker.wait, 60)
 
 
 async def capacity(base_url: str, writes: int, concurrency: int = 8) -> float:
