@@ -24,15 +24,8 @@ import time
 from pathlib import Path
 
 from first_sync import config, free_port, sim_writes, start_simulator, wait_for_port
-from vs_vdirsyncer import (
-    VDIR_VENV,
-    WORK,
-    install_vdirsyncer,
-    reset_peak_rss,
-    set_mode,
-    start_feed,
-    status_mib,
-)
+from rss import reset_peak_rss, status_mib
+from vs_vdirsyncer import VDIR_VENV, WORK, install_vdirsyncer, set_mode, start_feed
 
 CASES = (
     ("(a) 304", "etag"),

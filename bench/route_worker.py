@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sys
 import time
 from dataclasses import replace
@@ -24,32 +23,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
+from rss import peak_rss_mib, reset_peak_rss
 
 from syncd import registry
 from syncd.config import load_config
 from syncd.polled import Polled
 from syncd.runner import RouteRunner
 from syncd.state import State
-
-
-def reset_peak_rss() -> bool:
-    """Reset this process's RSS high-water mark (Linux 4.0+); False where refused."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS since the last reset, else its ru_maxrss."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class RouteRuns:

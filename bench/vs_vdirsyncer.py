@@ -29,7 +29,6 @@ import hashlib
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -153,33 +152,6 @@ def wait4_run(argv: list[str], log: Path, stdin: str | None = None) -> Figures:
         wall, cpu, rss, code = measured_run(argv, sink, stdin)
     note = "" if code == 0 else f"exit {code}, see {log.relative_to(HERE.parent)}"
     return Figures(wall, cpu, rss, note)
-
-
-def reset_peak_rss(pid: int | str = "self") -> bool:
-    """Reset a process's RSS high-water mark (Linux 4.0+); False where refused."""
-    try:
-        Path(f"/proc/{pid}/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
-def status_mib(field: str, pid: int | str = "self") -> float | None:
-    """A memory line of /proc/PID/status (VmRSS, VmHWM: the peak since the last reset)
-    in MiB; None where there is no such file or line."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def peak_rss_mib() -> float:
-    """This process's peak RSS since the last reset, else its ru_maxrss."""
-    peak = status_mib("VmHWM")
-    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def http_json(url: str, method: str = "GET") -> object:
