@@ -15,7 +15,7 @@ import functools
 from array import array
 from collections.abc import Callable, Iterable, Sequence
 
-from syncd.model import Link, Window
+from syncd.model import Link, Window, calendar_uid
 from syncd.packed import instant
 
 _NO_ANCHOR = -(2**63)  # the anchor column's mark for a link without an original start
@@ -26,10 +26,11 @@ Loader = Callable[[Sequence[str]], tuple[Link, ...]]
 class LinkIndex:
     """Every link of a route, as columns in the state's order (by calendar key)."""
 
-    __slots__ = ("_anchors", "_load", "_missing", "_tokens", "cal_keys", "vendor_keys")
+    __slots__ = ("_anchors", "_load", "_missing", "_tokens", "cal_keys", "uids", "vendor_keys")
 
     def __init__(self, load: Loader) -> None:
         self.cal_keys: list[str] = []
+        self.uids: list[str] = []  # the UID of each calendar key, sliced once a link
         self.vendor_keys: list[str] = []
         self._missing: dict[int, str] = {}  # row -> the side it is missing on, when it is
         self._anchors = array("q")  # row -> its original start (`packed.instant`)
@@ -49,6 +50,7 @@ class LinkIndex:
         """Note one more link (the next in the state's order)."""
         row = len(self.cal_keys)
         self.cal_keys.append(link.cal_key)
+        self.uids.append(calendar_uid(link.cal_key))
         self.vendor_keys.append(link.vendor_key)
         self._tokens.append(hash(link))
         self._anchors.append(_NO_ANCHOR if link.anchor is None else instant(link.anchor))

@@ -50,13 +50,11 @@ class Partitioner:
     calendar_id: str
     links: LinkIndex
     calendar: CalendarGroups
-    link_uids: Sequence[str] = ()  # each link's UID, when the caller has them already
 
     @cached_property
     def _linked(self) -> dict[str, str]:
         """vendor key -> UID of its link's calendar key."""
-        uids = self.link_uids or [calendar_uid(key) for key in self.links.cal_keys]
-        return dict(zip(self.links.vendor_keys, uids, strict=True))
+        return dict(zip(self.links.vendor_keys, self.links.uids, strict=True))
 
     @cached_property
     def _chosen(self) -> dict[str, str]:
@@ -123,10 +121,7 @@ class Split:
         self.listings = listings
         self.index = links if isinstance(links, LinkIndex) else LinkIndex.of(links)
         self.groups = by_uid(cal.records)
-        # One string a link's UID, shared by both maps (a run reads every link: 10,000
-        # UIDs sliced twice were 0.7 MiB more of a re-sync's peak).
-        link_uids = [calendar_uid(key) for key in self.index.cal_keys]
-        self.partitioner = Partitioner(calendar_id, self.index, self.groups, link_uids)
+        self.partitioner = Partitioner(calendar_id, self.index, self.groups)
         self._decoded: dict[str, Sequence[Record]] = {}  # a packed group once a run
         self.vendor_entries: VendorEntries = entries(ven.records)
         self.vendor: dict[str, list[int]] = defaultdict(list)  # UID -> its entries
@@ -134,7 +129,7 @@ class Split:
         self.tombstones: dict[str, set[tuple[str, str]]] = defaultdict(set)
         for entry, key, marker in self.vendor_entries.entries():
             self.vendor[self.partitioner.vendor_uid(key, marker)].append(entry)
-        for row, uid in enumerate(link_uids):
+        for row, uid in enumerate(self.index.uids):  # one string a UID for both maps
             self.links[uid].append(row)
         for side, key in tombstones:
             uid = calendar_uid(key) if side == "calendar" else self.partitioner.vendor_uid(key)
