@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from contextlib import closing
 from pathlib import Path
 
-from syncd import logs, registry, report
+from syncd import heap, logs, registry, report
 from syncd.config import Config, check_config, find_config_path, load_config, state_path
 from syncd.daemon import PID_NAME, Daemon, DaemonRunning, running_pid
 from syncd.errors import ConfigError, RouteBusy
@@ -75,6 +75,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit status."""
     args = parser().parse_args(argv)
+    heap.share_one_arena()  # before the first worker thread: see `syncd.heap`
     try:
         return _dispatch(args)
     except ConfigError as exc:
