@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import zlib
 from array import array
-from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Protocol
 
 from syncd import codec
@@ -96,11 +97,26 @@ class PagedRecords(DecodedOnDemand):
             found[entry] = codec.read_record_text(lines[line])
         return tuple(found[entry] for entry in sorted(found))
 
-    def folded(self, gone: Collection[str], written: Sequence[Record]) -> PagedRecords:
+    def folded(self, gone: AbstractSet[str], written: Sequence[Record]) -> PagedRecords:
         """This listing without the records of `gone` keys, then `written` packed after
         them. The pages are shared, not copied, and a page no record is left on is
         dropped: a daemon whose vendor keeps listing what it wrote keeps this listing
         for months, one fold per write."""
+        folded = self._copy() if gone.isdisjoint(self.keys) else self._without(gone)
+        for first in range(0, len(written), PAGE):
+            folded.add_page(written[first : first + PAGE])
+        return folded
+
+    def _copy(self) -> PagedRecords:
+        """Every entry kept (writes that only added records, a first sync's): the columns
+        copied whole, without a step per entry."""
+        copy = PagedRecords()
+        copy.pages, copy.keys, copy.markers = self.pages[:], self.keys[:], self.markers.copy()
+        copy._lines, copy._hashes = self._lines[:], self._hashes[:]
+        copy._starts, copy._anchors = self._starts[:], self._anchors[:]
+        return copy
+
+    def _without(self, gone: AbstractSet[str]) -> PagedRecords:
         kept = [entry for entry, key in enumerate(self.keys) if key not in gone]
         live = sorted({self._lines[entry] // PAGE for entry in kept})
         moved = {page: index for index, page in enumerate(live)}
@@ -114,8 +130,6 @@ class PagedRecords(DecodedOnDemand):
             )
             folded._starts.append(self._starts[entry])
             folded._anchors.append(self._anchors[entry])
-        for first in range(0, len(written), PAGE):
-            folded.add_page(written[first : first + PAGE])
         return folded
 
     def same_content(self, other: PagedRecords) -> bool:
@@ -205,7 +219,7 @@ def entries(records: Sequence[Record]) -> VendorEntries:
 
 
 def folded(
-    records: Sequence[Record], gone: Collection[str], written: Sequence[Record]
+    records: Sequence[Record], gone: AbstractSet[str], written: Sequence[Record]
 ) -> Sequence[Record]:
     """A listing's records without those of `gone` keys and with `written` after them;
     still paged when they were."""

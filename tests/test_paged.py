@@ -113,6 +113,24 @@ def test_folding_drops_the_gone_keys_appends_the_writes_and_shares_the_pages():
     )
 
 
+def test_writes_that_only_add_records_fold_in_as_a_copy_of_the_listing_before():
+    """A first sync's writes add keys the listing does not hold: every entry is kept
+    (the columns copied whole), the pages shared, and the listing before unchanged."""
+    records = tuple(task(n, marker=f"syncd-{n}" if n % 2 else "") for n in range(PAGE + 2))
+    packed = paged.packed(records)
+    written = (task(500, marker="syncd-500"), task(501))
+
+    folded = packed.folded({record.key for record in written}, written)
+
+    assert all(a is b for a, b in zip(folded.pages, packed.pages, strict=False))
+    assert tuple(folded) == (*records, *written)
+    assert folded.markers == {e: r.marker for e, r in enumerate(folded) if r.marker}
+    assert [folded.token(e, WINDOW) for e in range(len(records))] == [
+        packed.token(e, WINDOW) for e in range(len(records))
+    ]
+    assert tuple(packed) == records and len(packed.pages) == 2
+
+
 def test_a_page_no_record_is_left_on_is_dropped_when_writes_fold_in():
     """Regression: a fold kept every page, and a daemon whose vendor keeps listing what it
     wrote folds into one listing for months: a page whose records were all written

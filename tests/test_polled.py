@@ -12,7 +12,7 @@ import pytest
 from syncd.errors import Unavailable
 from syncd.model import Event, Listing, Window
 from syncd.paged import PagedRecords
-from syncd.polled import Polled
+from syncd.polled import FOLD_AT, Polled
 from syncd.simulators.memory import MemoryAdapter
 
 WINDOW = Window(datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC))
@@ -146,3 +146,23 @@ async def test_a_paged_side_listed_again_unchanged_answers_the_very_listing_it_a
     clock.now = 1800
     changed = await cached.list(WINDOW)
     assert changed is not kept and [r.event.title for r in changed.records] == ["Call", "Moved"]
+
+
+async def test_a_paged_sides_writes_are_packed_as_they_come_not_held_until_it_is_listed():
+    """Regression: a first sync's every read-back was held as a record object until the
+    vendor was listed again, 10,000 of them for the bench's feed, and the daemon kept
+    that high-water mark for good. They are packed into the kept listing every
+    `FOLD_AT` writes now."""
+    side, cached, _ = polled(MemoryAdapter(paged=True))
+    await cached.list(WINDOW)
+    held = []
+    for n in range(3 * FOLD_AT + 5):
+        await cached.create(f"k{n}", replace(EVENT, title=f"T{n}"))
+        held.append(cached.pending)
+
+    assert 0 < max(held) < FOLD_AT
+    kept = cached.kept()
+    assert kept is not None and isinstance(kept.records, PagedRecords)
+    titles = {f"k{n}": f"T{n}" for n in range(3 * FOLD_AT + 5)}
+    assert {r.key: r.event.title for r in kept.records} == {"a": "Call", **titles}
+    assert side.listings == 1
