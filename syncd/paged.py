@@ -133,10 +133,14 @@ class PagedRecords(DecodedOnDemand):
         return folded
 
     def same_content(self, other: PagedRecords) -> bool:
-        """Whether both hold the same records under the same keys, in any order."""
-        return len(self.keys) == len(other.keys) and sorted(self._digests()) == sorted(
-            other._digests()
-        )
+        """Whether both hold the same records under the same keys, in any order. A vendor
+        lists in the same order poll after poll: that is compared in place, without the
+        two sorted lists of pairs (1.9 MiB for 10,000 records, every poll)."""
+        if len(self.keys) != len(other.keys):
+            return False
+        if self.keys == other.keys:
+            return self._hashes == other._hashes
+        return sorted(self._digests()) == sorted(other._digests())
 
     def _digests(self) -> Iterator[tuple[str, int]]:
         return zip(self.keys, self._hashes, strict=True)
