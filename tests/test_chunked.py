@@ -10,7 +10,7 @@ import pytest
 
 from syncd.model import Event
 from syncd.partition import Split
-from syncd.polled import Polled
+from syncd.polled import FOLD_AT, Polled
 from syncd.runner import RouteRunner
 from syncd.simulators.memory import MemoryAdapter
 from syncd.state import State
@@ -67,6 +67,27 @@ async def test_a_first_sync_of_many_uids_holds_one_chunks_groups_at_a_time(
     assert set(runner.settled.signatures) == {f"e{n}" for n in range(7)}
     again = await runner.run()
     assert again.ops == () and vendor.writes == 7
+
+
+async def test_a_first_sync_whose_writes_fold_into_the_kept_listing_midway_settles(
+    tmp_path: Path,
+):
+    """More creates than the kept vendor listing takes before it packs them
+    (`polled.FOLD_AT`): the run settles on the kept listing, which holds every one of
+    them, and the next run writes nothing."""
+    events = 2 * FOLD_AT + 3
+    runner, _, vendor = chunked_route(tmp_path, events)
+    vendor_side = runner.vendor
+    assert isinstance(vendor_side, Polled)
+
+    report = await runner.run()
+
+    assert report.counts["created"] == events and vendor_side.pending < FOLD_AT
+    kept, settled = vendor_side.kept(), runner._settling.last
+    assert kept is not None and sorted(r.key for r in kept.records) == sorted(vendor.items)
+    assert settled is not None and settled.vendor is kept
+    again = await runner.run()
+    assert again.ops == () and vendor.writes == events
 
 
 async def test_the_guard_counts_the_deletes_of_every_chunk(tmp_path: Path):
