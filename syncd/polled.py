@@ -27,8 +27,8 @@ from syncd.paged import PAGE, PagedRecords, folded
 FOLD_AT = 2 * PAGE
 """Writes a packed vendor listing takes before they are packed into it: a first sync of
 10,000 records held every read-back as an object until the next listing, and the
-interpreter kept that high-water mark for good (`bench/daemon_rss.py`: the daemon held
-2–3 MiB more after its first sync)."""
+interpreter kept that high-water mark for good (`bench/daemon_rss.py`: the daemon's
+peaks after its first sync 1–3 MiB higher)."""
 FRESH = 0.9
 """A listing older than this share of the poll is stale: routes fire up to 10% early
 (the schedule's jitter), and must not then wait almost a second poll for a re-listing."""
