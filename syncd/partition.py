@@ -114,12 +114,12 @@ class Split:
         self,
         calendar_id: str,
         listings: tuple[Listing, Listing],
-        links: LinkIndex | tuple[Link, ...],
+        links: LinkIndex,
         tombstones: Iterable[tuple[str, str]],
     ) -> None:
         cal, ven = listings
         self.listings = listings
-        self.index = links if isinstance(links, LinkIndex) else LinkIndex.of(links)
+        self.index = links
         self.groups = by_uid(cal.records)
         self.partitioner = Partitioner(calendar_id, self.index, self.groups)
         self._decoded: dict[str, Sequence[Record]] = {}  # a packed group once a run
@@ -138,7 +138,7 @@ class Split:
     def after_writes(
         self,
         listings: tuple[Listing, Listing],
-        links: LinkIndex | tuple[Link, ...],
+        links: LinkIndex,
         tombstones: Iterable[tuple[str, str]],
     ) -> Split:
         """The split of the listings that hold this run's writes. When the calendar's

@@ -397,20 +397,25 @@ class State:
     # --- links --------------------------------------------------------------------------
 
     def links(self, route: str) -> tuple[Link, ...]:
-        """Every link of the route, as the plan reads them: only the columns it reads,
-        row by row (a big route's links as dicts of every column were the biggest
-        passing allocation of a run)."""
-        cursor = self.db.execute(f"{_SELECT_PLAN_COLUMNS} ORDER BY cal_key", [route])
-        return tuple(_link(*row) for row in cursor)
+        """Every link of the route, by calendar key (a planning run reads them as
+        `link_index`)."""
+        return tuple(self._plan_links(route))
 
     def link_index(self, route: str) -> LinkIndex:
         """Every link of the route as a planning run first reads them (`syncd.links`):
         each row is made a link, noted and dropped; the links of the UIDs the run plans
         are read again when it asks (`links_by_key`)."""
         index = LinkIndex(lambda keys: self.links_by_key(route, keys))
-        for row in self.db.execute(f"{_SELECT_PLAN_COLUMNS} ORDER BY cal_key", [route]):
-            index.add(_link(*row))
+        for link in self._plan_links(route):
+            index.add(link)
         return index
+
+    def _plan_links(self, route: str) -> Iterator[Link]:
+        """The route's links by calendar key, one row at a time and only the columns the
+        plan reads (a big route's links as dicts of every column were the biggest passing
+        allocation of a run)."""
+        for row in self.db.execute(f"{_SELECT_PLAN_COLUMNS} ORDER BY cal_key", [route]):
+            yield _link(*row)
 
     def links_by_key(self, route: str, cal_keys: Sequence[str]) -> tuple[Link, ...]:
         """The route's links with these calendar keys, in that order (a key without

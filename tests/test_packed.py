@@ -11,6 +11,7 @@ import pytest
 
 from syncd.calendars.local import find
 from syncd.errors import Gone
+from syncd.links import LinkIndex
 from syncd.model import (
     Event,
     Link,
@@ -124,7 +125,9 @@ def test_placing_an_unlinked_vendor_key_decodes_only_groups_whose_keys_may_be_ha
     mine = series(uid)
     listing = Listing(grouped(mine, series("other")))
     key = vendor_key(OccurrenceKey.parse("cal", mine[2].key))  # hashed for the long UID
-    split = Split("cal", (listing, Listing(())), (), [("vendor", key), ("vendor", "cal:gone")])
+    split = Split(
+        "cal", (listing, Listing(())), LinkIndex.of(()), [("vendor", key), ("vendor", "cal:gone")]
+    )
 
     assert split.tombstones == {uid: {("vendor", key)}, UNKNOWN: {("vendor", "cal:gone")}}
     assert len(decoded) == (1 if long_uid else 0)
@@ -137,8 +140,8 @@ def test_a_link_without_its_packed_record_waits_and_one_with_it_does_not():
     listed = Link(records[0].key, "cal:s:x", "fp", "fp")
     unlisted = Link("VEVENT:s:20990101T090000Z", "cal:s:x", "fp", "fp")
 
-    assert not Split("cal", (listing, vendor), (listed,), ()).waiting("s")
-    assert Split("cal", (listing, vendor), (unlisted,), ()).waiting("s")
+    assert not Split("cal", (listing, vendor), LinkIndex.of([listed]), ()).waiting("s")
+    assert Split("cal", (listing, vendor), LinkIndex.of([unlisted]), ()).waiting("s")
 
 
 def test_a_packed_group_is_one_object_beside_one_bytes() -> None:

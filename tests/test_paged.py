@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from syncd import codec, paged
+from syncd.links import LinkIndex
 from syncd.model import Event, Listing, Person, Record, Window
 from syncd.paged import PAGE, PagedRecords
 from syncd.partition import Split
@@ -174,9 +175,9 @@ def test_a_split_reads_paged_and_eager_vendor_listings_alike(pack: bool):
     """Which UID each record goes to, its signature and the restricted listing: the same
     for the pages as for the records themselves."""
     records = tasks(PAGE + 3)
-    eager = Split("cal", (Listing(()), Listing(records)), (), ())
+    eager = Split("cal", (Listing(()), Listing(records)), LinkIndex.of(()), ())
     listing = paged.packed(records) if pack else records
-    split = Split("cal", (Listing(()), Listing(listing)), (), ())
+    split = Split("cal", (Listing(()), Listing(listing)), LinkIndex.of(()), ())
 
     assert split.vendor == eager.vendor and "u7" in split.vendor
     same = split.signature("u7", WINDOW) == eager.signature("u7", WINDOW)

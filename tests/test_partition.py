@@ -82,7 +82,7 @@ def test_a_links_uid_is_one_string_for_both_of_the_splits_maps():
     the UID a vendor record takes from its link); each UID was sliced out of the
     calendar key for each, 0.7 MiB more of a 10,000-link re-sync's peak."""
     links = (link("VEVENT:call-a:-", "srv-1"), link("VEVENT:call-b:20270301T090000Z", "srv-2"))
-    split = Split("cal", (listed(), Listing(())), links, ())
+    split = Split("cal", (listed(), Listing(())), LinkIndex.of(links), ())
     for uid, vendor in (("call-a", "srv-1"), ("call-b", "srv-2")):
         (held,) = (key for key in split.links if key == uid)
         assert split.partitioner.vendor_uid(vendor) is held
@@ -92,7 +92,7 @@ def test_tombstones_are_split_by_the_uid_of_their_key():
     split = Split(
         "cal",
         (Listing(()), Listing(())),
-        (),
+        LinkIndex.of(()),
         [("calendar", "VEVENT:gone:-"), ("vendor", "booking-7")],
     )
     born = calendar_uid(imported_key("cal", "booking-7"))
@@ -250,7 +250,7 @@ def test_a_settled_uid_with_nothing_left_on_either_side_is_forgotten():
     """Forgotten once a run, when its scope is taken (a chunked run took it once a chunk):
     a UID with no record and no link left holds no signature."""
     settled = Settled({"gone": 1, "kept": 2})
-    split = Split("cal", (listed(record("VEVENT:kept:-")), Listing(())), (), ())
+    split = Split("cal", (listed(record("VEVENT:kept:-")), Listing(())), LinkIndex.of(()), ())
 
     scope = settled.scope(split, Window(NOW, NOW + HOUR), (True, True), set())
 
