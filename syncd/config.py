@@ -36,7 +36,7 @@ from syncd.config_types import (
 )
 from syncd.errors import ConfigError
 from syncd.secrets import LoadContext
-from syncd.settings import CalendarConfig, LogConfig, RouteConfig, VendorConfig
+from syncd.settings import CalendarConfig, DaemonConfig, LogConfig, RouteConfig, VendorConfig
 
 # --- cross checks ------------------------------------------------------------------------
 
@@ -125,6 +125,7 @@ class _Settings(Frozen):
 
     state: ResolvedPath = DEFAULT_STATE_PATH
     log: LogConfig = LogConfig()
+    daemon: DaemonConfig = DaemonConfig()
 
 
 class Config(_Settings):
@@ -166,11 +167,16 @@ def state_path(path: Path) -> Path:
 
 
 def load_config(
-    path: Path, environ: Mapping[str, str] = os.environ, credentials_dir: Path | None = None
+    path: Path,
+    environ: Mapping[str, str] = os.environ,
+    credentials_dir: Path | None = None,
+    *,
+    text: str | None = None,
 ) -> Config:
-    """Read, validate and resolve the config; `ConfigError` lists every problem."""
+    """Read, validate and resolve the config; `ConfigError` lists every problem. With
+    `text`, that is the file's content (relative paths still start at `path`'s folder)."""
     source = path.expanduser().absolute()
-    data, lines = _read_yaml(source)
+    data, lines = _read_yaml(source, text)
     context = LoadContext(source.parent, environ, credentials_dir)
     result = _validate(data, source, context)
     if isinstance(result, Config):
@@ -222,7 +228,7 @@ def _validate(data: dict[Any, Any], source: Path, context: LoadContext) -> Confi
     problems += cross_check(valid["calendars"], valid["vendors"], valid["routes"])
     if problems or settings is None:
         return problems
-    fields = {"source": source, "state": settings.state, "log": settings.log, **valid}
+    fields = {"source": source, **dict(settings), **valid}
     return Config.model_validate(fields, context=context)
 
 
@@ -351,10 +357,10 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def _read_yaml(source: Path) -> tuple[dict[Any, Any], dict[tuple[str, ...], int]]:
-    """The document as a dict, and the line of each key path (for document order)."""
+def read_text(source: Path) -> str:
+    """The config file's text; `ConfigError` when it cannot be read."""
     try:
-        text = source.read_bytes().decode("utf-8")
+        return source.read_bytes().decode("utf-8")
     except FileNotFoundError:
         hint = "pass another with -c/--config or $SYNCD_CONFIG"
         raise ConfigError([f"{source}: file not found ({hint})"]) from None
@@ -362,7 +368,13 @@ def _read_yaml(source: Path) -> tuple[dict[Any, Any], dict[tuple[str, ...], int]
         raise ConfigError([f"{source}: cannot be read: {error.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"{source}: not UTF-8 text"]) from None
-    loader = _Loader(text)
+
+
+def _read_yaml(
+    source: Path, text: str | None = None
+) -> tuple[dict[Any, Any], dict[tuple[str, ...], int]]:
+    """The document as a dict, and the line of each key path (for document order)."""
+    loader = _Loader(read_text(source) if text is None else text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

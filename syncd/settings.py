@@ -46,6 +46,14 @@ class LogConfig(Frozen):
     format: Literal["text", "json"] = "text"
 
 
+class DaemonConfig(Frozen):
+    """How `syncd run` works. `first_sync: process` runs a route's first sync (a route
+    with nothing synced yet) in a `syncd` process of its own, whose memory goes back to
+    the system when it exits; `inline` runs it in the daemon like every other run."""
+
+    first_sync: Literal["process", "inline"] = "process"
+
+
 class ExpansionLimits(Frozen):
     """Caps on recurrence expansion: occurrences per series and per calendar."""
 

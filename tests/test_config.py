@@ -85,6 +85,7 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert config.source == tmp_path / "config.yaml"
     assert config.state == Path("/var/lib/syncd/state.db")
     assert (config.log.level, config.log.format) == ("info", "text")
+    assert config.daemon.first_sync == "process"
     calendar = config.calendars["team"]
     assert isinstance(calendar, IcsFileCalendar)
     assert calendar.path == tmp_path / "team.ics"
@@ -118,6 +119,20 @@ def test_minimal_config_gets_every_default(tmp_path: Path) -> None:
     assert route.filter.title_include is None and route.filter.title_exclude is None
     assert (route.safety.max_delete_count, route.safety.max_delete_fraction) == (50, 0.2)
     assert (route.import_new, route.options) == (False, {})
+
+
+def test_the_daemons_first_sync_takes_process_or_inline_and_nothing_else(tmp_path: Path) -> None:
+    assert load(tmp_path, MINIMAL + "daemon: {first_sync: inline}\n").daemon.first_sync == "inline"
+    [problem] = problems(tmp_path, MINIMAL + "daemon: {first_sync: forked}\n")
+    assert problem.startswith("daemon.first_sync") and "'process' or 'inline'" in problem
+
+
+def test_a_config_handed_as_text_is_read_as_if_it_were_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "routes: [")  # the file as it is now: broken
+    config = load_config(path, {}, text=MINIMAL)
+    calendar = config.calendars["team"]
+    assert isinstance(calendar, IcsFileCalendar) and calendar.path == tmp_path / "team.ics"
+    assert config.source == path
 
 
 def test_dump_loads_back_to_the_same_config(tmp_path: Path) -> None:
