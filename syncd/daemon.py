@@ -11,6 +11,10 @@ old one keeps running; routes whose settings changed are rebuilt, the others kee
 schedule) and resyncs; USR1 resyncs now, both sides listed afresh (a burst is one
 resync); USR2 also forgets every ETag; TERM/INT stop scheduling, let the operations in
 flight finish and exit 0.
+
+A route's first sync (a route without links) runs in a process of its own
+(`syncd.child`) unless the config says `daemon: {first_sync: inline}`: the memory it
+takes goes back to the system when that process exits, where the daemon would keep it.
 """
 
 from __future__ import annotations
@@ -22,14 +26,15 @@ import os
 import random
 import secrets
 import signal
+import sys
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from syncd import heap, registry
-from syncd.config import Config, load_config
+from syncd import child, heap, registry
+from syncd.config import Config, load_config, read_text
 from syncd.errors import ConfigError, RouteBusy, SyncdError
 from syncd.http import new_session
 from syncd.notify import Notifier
@@ -79,7 +84,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM or SIGINT; returns the exit status (0)."""
-        config = load_config(self.config_path)
+        config, self.config_text = self._load()
         self.stopping, self.stopped = asyncio.Event(), asyncio.Event()
         pid = PidFile(config.state.with_name(PID_NAME))
         signal.pthread_sigmask(signal.SIG_BLOCK, HELD_SIGNALS)  # until `_handle_signals`
@@ -189,7 +194,7 @@ class Daemon:
         holder = f"syncd run pid {os.getpid()} run {secrets.token_hex(4)}"
         try:
             with self.state.locked(job.name, holder):
-                report = await job.runner.run(trigger="daemon")
+                report = await self._route_run(job, holder)
         except RouteBusy as exc:
             log.info("route %s skipped this time: %s", job.name, exc)
             return
@@ -198,6 +203,21 @@ class Daemon:
         job.last = report
         self._back_off(job, report)
         self.notifier.send(f"STATUS={self.status_line()}")
+
+    async def _route_run(self, job: RouteJob, holder: str) -> RunReport:
+        """The route's run, in a process of its own when it is a first sync."""
+        if self._first_sync_apart(job.name):
+            config, text, stop = self.config, self.config_text, self.stopping
+            report = await child.run_apart(config, text, job.name, holder, stop, self.state)
+            if report is not None:
+                self._expire_sides(job, validators=False)  # the child wrote: list afresh
+                return report
+            log.warning("route %s: the first sync's process refused the config", job.name)
+        return await job.runner.run(trigger="daemon")
+
+    def _first_sync_apart(self, name: str) -> bool:
+        apart = self.config.daemon.first_sync == "process" and bool(sys.executable)
+        return apart and not self.state.has_links(name)
 
     def _back_off(self, job: RouteJob, report: RunReport) -> None:
         """A failing route waits longer each time (and at least what the vendor asked);
@@ -254,15 +274,19 @@ class Daemon:
 
     def _expire(self, validators: bool) -> None:
         for job in self.jobs.values():
-            for side in (job.runner.calendar, job.runner.vendor):
-                if isinstance(side, Polled):
-                    side.expire(validators)
+            self._expire_sides(job, validators)
+
+    @staticmethod
+    def _expire_sides(job: RouteJob, validators: bool) -> None:
+        for side in (job.runner.calendar, job.runner.vendor):
+            if isinstance(side, Polled):
+                side.expire(validators)
 
     async def reload(self) -> None:
         """Re-read the config; keep the old one when the new one is broken; resync."""
         self.notifier.send("RELOADING=1", f"MONOTONIC_USEC={_monotonic_usec()}")
         try:
-            config = load_config(self.config_path)
+            config, text = self._load()
         except ConfigError as exc:
             log.error("config %s is invalid; still running on the previous one:", self.config_path)
             for problem in exc.problems:
@@ -273,9 +297,16 @@ class Daemon:
                     "state: a new state file takes a restart; keeping %s", self.config.state
                 )
             self._install(config)
+            self.config_text = text
             log.info("config reloaded: %d routes", len(self.jobs))
         self.notifier.send("READY=1", f"STATUS={self.status_line()}")
         self.resync()
+
+    def _load(self) -> tuple[Config, str]:
+        """The config, and the text it was read from (a first sync's process runs on
+        that text, not on the file as it may be by then)."""
+        text = read_text(self.config_path.expanduser().absolute())
+        return load_config(self.config_path, text=text), text
 
     def stop(self) -> None:
         """Stop scheduling; runs in flight finish the operation they are on."""

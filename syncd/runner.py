@@ -129,7 +129,7 @@ class RouteRunner:
         )
         if report.outcome != "failed":
             self.state.remember_settings(self.route_id, self.vendor_kind, dict(self.route.options))
-        _log_run(report, previous, time.monotonic() - started)
+        log_run(report, previous, time.monotonic() - started)
         return report
 
     async def _passes(self, release: bool) -> RunReport:
@@ -737,7 +737,7 @@ def _in_window(item: Item | None) -> bool:
     return item is not None and item.in_window
 
 
-def _log_run(report: RunReport, previous: str, seconds: float) -> None:
+def log_run(report: RunReport, previous: str, seconds: float) -> None:
     """One summary line per run; a warning when the route starts failing, one when it
     recovers (Home Assistant's coordinator: log on transitions, not on every poll)."""
     if report.outcome == "failed" and previous != "failing":

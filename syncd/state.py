@@ -396,6 +396,12 @@ class State:
 
     # --- links --------------------------------------------------------------------------
 
+    def has_links(self, route: str) -> bool:
+        """Whether the route has synced anything yet (a route without links is on its
+        first sync, or its first after `syncd reset`)."""
+        query = "SELECT 1 FROM links WHERE route = ? LIMIT 1"
+        return self.db.execute(query, [route]).fetchone() is not None
+
     def links(self, route: str) -> tuple[Link, ...]:
         """Every link of the route, by calendar key (a planning run reads them as
         `link_index`)."""
@@ -667,6 +673,24 @@ class State:
                 },
             )
             return self._set_health(route, outcome, error, now)
+
+    def fail_unfinished_runs(self, route: str, error: str) -> tuple[int, str]:
+        """Close as failed the route's runs a dead process left open (call holding the
+        route's lock: no run of it can be going on then), or record one failed run when
+        there is none; the number closed and the route's health before."""
+        now = utc_now()
+        closed = {"finished_at": now, "outcome": "failed", "error": error}
+        with self.db.atomic():
+            cursor = self.db.execute(
+                "UPDATE runs SET finished_at = :finished_at, outcome = :outcome, error = :error "
+                "WHERE route = :route AND finished_at IS NULL",
+                closed | {"route": route},
+            )
+            count = cursor.rowcount
+            if not count:
+                row = {"route": route, "trigger": "daemon", "started_at": now, "counts": "{}"}
+                self.db.table("runs").insert(row | closed)
+            return count, self._set_health(route, "failed", error, now)
 
     def _set_health(self, route: str, outcome: str, error: str, now: str) -> str:
         rows = self._rows("SELECT * FROM route_health WHERE route = ?", [route])

@@ -404,7 +404,10 @@ async def test_sigusr2_relists_both_sides_though_the_feed_answers_304(tmp_path):
     async with feed_server() as (feed, url), salesask_server() as (simulator, base_url):
         calendars = {"cal": {"kind": "ics_url", "url": url, "poll": POLL}}
         vendors = {"salesask": salesask(base_url)}
-        async with daemon(write_config(tmp_path, calendars, vendors, {"r": route()})) as d:
+        # the ETag is kept by the daemon's process: its first sync must run in it too
+        inline = {"first_sync": "inline"}
+        config = write_config(tmp_path, calendars, vendors, {"r": route()}, daemon=inline)
+        async with daemon(config) as d:
             await d.until(lambda: d.runs() >= 1)
             d.signal(signal.SIGUSR1)  # a resync asks the feed conditionally: 304
             await d.until(lambda: d.runs() >= 2)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from syncd import cli, heap
+from syncd.config import load_config
 from syncd.daemon import Daemon, RouteJob
 from syncd.runner import RunReport
 from syncd.state import State
@@ -52,7 +53,10 @@ async def test_the_daemon_releases_memory_after_every_run_skipped_ones_too(tmp_p
         return True
 
     monkeypatch.setattr(heap, "release_free_memory", release)
-    daemon = Daemon(tmp_path / "config.yaml")
+    config = tmp_path / "config.yaml"
+    config.write_text("daemon: {first_sync: inline}\n")  # the runner stands in this process
+    daemon = Daemon(config)
+    daemon.config = load_config(config)
     daemon.state = State(tmp_path / "state.db")
     runner = Runner()
     job = RouteJob("r", runner, timedelta(minutes=1), ())  # type: ignore[arg-type]
