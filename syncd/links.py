@@ -30,7 +30,7 @@ class LinkIndex:
 
     def __init__(self, load: Loader) -> None:
         self.cal_keys: list[str] = []
-        self.uids: list[str] = []  # the UID of each calendar key, sliced once a link
+        self.uids: list[str] = []  # the UID of each calendar key, one string a UID's run
         self.vendor_keys: list[str] = []
         self._missing: dict[int, str] = {}  # row -> the side it is missing on, when it is
         self._anchors = array("q")  # row -> its original start (`packed.instant`)
@@ -49,8 +49,11 @@ class LinkIndex:
     def add(self, link: Link) -> None:
         """Note one more link (the next in the state's order)."""
         row = len(self.cal_keys)
+        uid = calendar_uid(link.cal_key)
+        if self.uids and self.uids[-1] == uid:
+            uid = self.uids[-1]  # a series' links come together: one string for all of them
         self.cal_keys.append(link.cal_key)
-        self.uids.append(calendar_uid(link.cal_key))
+        self.uids.append(uid)
         self.vendor_keys.append(link.vendor_key)
         self._tokens.append(hash(link))
         self._anchors.append(_NO_ANCHOR if link.anchor is None else instant(link.anchor))
