@@ -13,7 +13,8 @@ peak RSS); syncd's route run inside one long-lived process as the daemon does it
 (`route_worker.py`, a process that imports only syncd: one runner kept, sides wrapped
 in `Polled` as the daemon wraps them; wall by perf_counter, CPU by process_time, which
 counts the worker threads; peak RSS of that process during the run, its high-water
-mark reset before each run through /proc/self/clear_refs);
+mark reset before each run through /proc/self/clear_refs; the first sync goes to a
+child process as the daemon hands it over, and the worker's own first run follows it);
 and a whole-process `syncd sync` (a fresh process each, wait4) against a second
 simulator with its own state. Then the simulator's own capacity (a bare client, 8 at
 a time) beside syncd's first-sync write rate.
@@ -227,12 +228,18 @@ class RouteRuns:
         )
         self.resettable = True
 
-    async def run(self) -> tuple[Figures, str, float]:
-        """One timed route run: its figures, its report's counts, its seconds writing."""
+    async def run(self) -> tuple[Figures, str, float, Figures | None]:
+        """One timed route run: its figures, its report's counts, its seconds writing,
+        and after a first sync in a child process the worker's own first run."""
         answer = await asyncio.to_thread(self._ask, "run")
         self.resettable = bool(answer["resettable"]) and self.resettable
-        figures = Figures(answer["wall"], answer["cpu"], answer["rss"], answer["note"])
-        return figures, answer["summary"], answer["writing"]
+        then = answer.get("then")
+        return (
+            _figures(answer),
+            answer["summary"],
+            answer["writing"],
+            None if then is None else _figures(then),
+        )
 
     def _ask(self, command: str) -> dict[str, Any]:
         assert self.worker.stdin is not None and self.worker.stdout is not None
@@ -296,6 +303,7 @@ class Row:
     feed: str
     report: str
     writing: float  # the route run's seconds carrying out its plan
+    then: Figures | None = None  # after a first sync in a child: the worker's own first run
 
 
 def start_feed(port: int, events: int = 10_000, series: int = 1_000) -> subprocess.Popen[bytes]:
@@ -324,7 +332,7 @@ async def measure(
             copied = sum(line.startswith("Copying") for line in log.read_text().splitlines())
             seen = [f"vdirsyncer: {feed_stats(feed)}, {copied} items written"]
             before = sim_writes(sims[0])
-            run, report, writing = await runs.run()
+            run, report, writing, then = await runs.run()
             run_writes = sim_writes(sims[0]) - before
             seen.append(f"route run: {feed_stats(feed)}")
             before = sim_writes(sims[1])
@@ -332,7 +340,7 @@ async def measure(
             proc_writes = sim_writes(sims[1]) - before
             seen.append(f"syncd sync: {feed_stats(feed)}")
             rows[label[:3]] = Row(
-                vdir, run, proc, run_writes, proc_writes, "; ".join(seen), report, writing
+                vdir, run, proc, run_writes, proc_writes, "; ".join(seen), report, writing, then
             )
             print(
                 f"  done {label}: vdirsyncer {vdir.wall:.1f}s, route run {run.wall:.2f}s, "
@@ -345,6 +353,10 @@ async def measure(
         for row in rows.values():
             row.run = replace(row.run, note=(row.run.note + " RSS is the high-water mark").strip())
     return rows
+
+
+def _figures(answer: dict[str, Any]) -> Figures:
+    return Figures(answer["wall"], answer["cpu"], answer["rss"], answer["note"])
 
 
 def ratio(mine: float, theirs: float) -> str:
@@ -395,6 +407,13 @@ def print_table(rows: dict[str, Row]) -> None:
         )
         print(f"  {labels[key]}: writes {row.run_writes} / {row.proc_writes}; {row.feed}")
         print(f"      route run report: {row.report}" + (f"; NOTE {notes}" if notes else ""))
+        if row.then is not None:
+            print(
+                "      the route run was a first sync in a child process (its MiB: the "
+                "worker's peak and the child's, added); the worker's own first run after "
+                f"it (the daemon's next poll): {row.then.wall:.2f} s wall, "
+                f"{row.then.cpu:.2f} s CPU, {row.then.rss:.0f} MiB"
+            )
 
 
 def bench(args: argparse.Namespace, folder: Path) -> None:
