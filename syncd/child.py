@@ -76,7 +76,7 @@ async def run_apart(
     report = read_report(route, status, out)
     if report is None:
         report = RunReport(route, "failed", error=f"the first sync's process {_ended(status)}")
-        _, previous = state.fail_unfinished_runs(route, report.error)
+        previous = state.fail_unfinished_runs(route, report.error)
         log_run(report, previous, time.monotonic() - started)
     return report
 
@@ -124,7 +124,6 @@ def to_json(report: RunReport) -> dict[str, Any]:
         "error": report.error,
         "retry_after": report.retry_after,
         "write_seconds": report.write_seconds,
-        "held": len(report.held),
     }
 
 

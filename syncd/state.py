@@ -674,10 +674,10 @@ class State:
             )
             return self._set_health(route, outcome, error, now)
 
-    def fail_unfinished_runs(self, route: str, error: str) -> tuple[int, str]:
+    def fail_unfinished_runs(self, route: str, error: str) -> str:
         """Close as failed the route's runs a dead process left open (call holding the
         route's lock: no run of it can be going on then), or record one failed run when
-        there is none; the number closed and the route's health before."""
+        there is none; returns the route's health before."""
         now = utc_now()
         closed = {"finished_at": now, "outcome": "failed", "error": error}
         with self.db.atomic():
@@ -686,11 +686,10 @@ class State:
                 "WHERE route = :route AND finished_at IS NULL",
                 closed | {"route": route},
             )
-            count = cursor.rowcount
-            if not count:
+            if not cursor.rowcount:
                 row = {"route": route, "trigger": "daemon", "started_at": now, "counts": "{}"}
                 self.db.table("runs").insert(row | closed)
-            return count, self._set_health(route, "failed", error, now)
+            return self._set_health(route, "failed", error, now)
 
     def _set_health(self, route: str, outcome: str, error: str, now: str) -> str:
         rows = self._rows("SELECT * FROM route_health WHERE route = ?", [route])

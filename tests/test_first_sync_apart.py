@@ -209,3 +209,19 @@ def test_a_report_line_is_read_back_and_one_of_another_route_or_none_is_no_repor
     assert child.read_report("r", 0, b"") is None
     assert child.read_report("r", 0, b"{}") is None
     assert child.read_report("r", 1, line) is None  # a report from a process that failed
+
+
+def test_a_dead_childs_run_is_closed_as_failed_or_recorded_when_it_had_not_begun(tmp_path):
+    with closing(State(tmp_path / "state.db")) as state:
+        begun = state.begin_run("r", "daemon")  # the child began, then died
+        assert state.fail_unfinished_runs("r", "killed") == "new"
+        closed = state.last_run("r")
+        assert closed is not None
+        assert (closed["id"], closed["outcome"], closed["error"]) == (begun, "failed", "killed")
+        assert state.fail_unfinished_runs("s", "died early") == "new"  # it never began one
+        recorded = state.last_run("s")
+        assert recorded is not None and (recorded["outcome"], recorded["error"]) == (
+            "failed",
+            "died early",
+        )
+        assert [row["state"] for row in state.status()] == ["failing", "failing"]
