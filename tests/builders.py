@@ -172,3 +172,13 @@ async def serving(handler: Handler) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{runner.addresses[0][1]}"
     finally:
         await runner.cleanup()
+
+
+class CountingRunner:
+    """Stands for route `r`'s runner in a daemon: each run succeeds, and is counted."""
+
+    runs = 0
+
+    async def run(self, trigger: str) -> RunReport:
+        self.runs += 1
+        return RunReport("r", "ok")

@@ -28,7 +28,7 @@ from syncd.daemon import Daemon, RouteJob
 from syncd.runner import RunReport
 from syncd.simulators import salesask as sim
 from syncd.state import State
-from tests.builders import Vevent, calendar, day, run, salesask_server, write
+from tests.builders import CountingRunner, Vevent, calendar, day, run, salesask_server, write
 from tests.test_daemon import daemon, ics_file, one_route, route, salesask, write_config
 
 HOLDER = "syncd run pid 1 run test"
@@ -175,22 +175,12 @@ async def test_a_config_the_process_refuses_is_handed_back(tmp_path):
         assert report is None and simulator.requests == []
 
 
-class Runner:
-    """Stands for a route's runner in the daemon: each run succeeds, and is counted."""
-
-    runs = 0
-
-    async def run(self, trigger: str) -> RunReport:
-        self.runs += 1
-        return RunReport("r", "ok")
-
-
 async def test_the_daemon_runs_a_first_sync_itself_when_its_process_refuses(tmp_path, caplog):
     config_path = write(tmp_path, "config.yaml", yaml.safe_dump({"state": "state.db"}))
     host = Daemon(config_path)
     host.config, host.config_text = load_config(config_path), "routes: ["
     host.state, host.stopping = State(tmp_path / "state.db"), asyncio.Event()
-    runner = Runner()
+    runner = CountingRunner()
     job = RouteJob("r", runner, timedelta(minutes=1), ())  # type: ignore[arg-type]
     try:
         with caplog.at_level(logging.WARNING, "syncd.daemon"):

@@ -13,8 +13,8 @@ import pytest
 from syncd import cli, heap
 from syncd.config import load_config
 from syncd.daemon import Daemon, RouteJob
-from syncd.runner import RunReport
 from syncd.state import State
+from tests.builders import CountingRunner
 
 PIECE = 64 * 1024  # under glibc's mmap threshold: from the heap, as a parse's strings are
 
@@ -35,16 +35,6 @@ def test_freed_heap_between_live_blocks_is_released() -> None:
     del pin  # alive until the memory under it was measured
 
 
-class Runner:
-    """Stands for a route's runner: each run succeeds, and is counted."""
-
-    runs = 0
-
-    async def run(self, trigger: str) -> RunReport:
-        self.runs += 1
-        return RunReport("r", "ok")
-
-
 async def test_the_daemon_releases_memory_after_every_run_skipped_ones_too(tmp_path, monkeypatch):
     released: list[bool] = []
 
@@ -58,7 +48,7 @@ async def test_the_daemon_releases_memory_after_every_run_skipped_ones_too(tmp_p
     daemon = Daemon(config)
     daemon.config = load_config(config)
     daemon.state = State(tmp_path / "state.db")
-    runner = Runner()
+    runner = CountingRunner()
     job = RouteJob("r", runner, timedelta(minutes=1), ())  # type: ignore[arg-type]
     daemon.jobs["r"] = job
     other = State(tmp_path / "state.db")
