@@ -36,7 +36,7 @@ from typing import Any
 
 from syncd import heap, logs, registry
 from syncd.config import Config, load_config
-from syncd.errors import ConfigError, RouteBusy
+from syncd.errors import ConfigError
 from syncd.http import new_session
 from syncd.runner import RunReport, log_run
 from syncd.state import State
@@ -186,11 +186,7 @@ async def _run(config: Config, route: str, holder: str) -> RunReport:
     with closing(State(config.state)) as state:
         async with new_session() as session:
             runner = registry.runners(config, state, session, [route])[route]
-            try:
-                with state.locked(route, holder):
-                    return await replace(runner, stop=stop).run(trigger="daemon")
-            except RouteBusy as exc:
-                return RunReport(route, "failed", error=str(exc))
+            return await replace(runner, stop=stop).run_locked(holder, trigger="daemon")
 
 
 if __name__ == "__main__":

@@ -203,10 +203,7 @@ async def sync(
             runners = registry.runners(config, state, session, names)
             return list(
                 await asyncio.gather(
-                    *(
-                        _run_one(state, name, runner, dry_run, release)
-                        for name, runner in runners.items()
-                    )
+                    *(_run_one(runner, dry_run, release) for runner in runners.values())
                 )
             )
     finally:
@@ -220,16 +217,10 @@ def _open_state(config: Config, dry_run: bool) -> State:
     return State(config.state, read_only=True) if config.state.exists() else State(None)
 
 
-async def _run_one(
-    state: State, name: str, runner: RouteRunner, dry_run: bool, release: bool
-) -> RunReport:
+async def _run_one(runner: RouteRunner, dry_run: bool, release: bool) -> RunReport:
     if dry_run:
         return await runner.run(dry_run=True)
-    try:
-        with state.locked(name, _holder("release" if release else "sync")):
-            return await runner.run(release=release)
-    except RouteBusy as exc:
-        return RunReport(name, "failed", error=str(exc))
+    return await runner.run_locked(_holder("release" if release else "sync"), release=release)
 
 
 def _status(config: Config, args: argparse.Namespace) -> int:

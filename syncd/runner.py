@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from syncd import routing
 from syncd.adapter import Adapter
 from syncd.apply import Applier, Binding, RunCounts
-from syncd.errors import AdapterError, AuthFailed, Gone, RateLimited, Unavailable
+from syncd.errors import AdapterError, AuthFailed, Gone, RateLimited, RouteBusy, Unavailable
 from syncd.links import LinkIndex
 from syncd.model import (
     Link,
@@ -131,6 +131,17 @@ class RouteRunner:
             self.state.remember_settings(self.route_id, self.vendor_kind, dict(self.route.options))
         log_run(report, previous, time.monotonic() - started)
         return report
+
+    async def run_locked(
+        self, holder: str, *, release: bool = False, trigger: str = "manual"
+    ) -> RunReport:
+        """`run` under the route's lock (`holder` names who takes it); a route somebody
+        else holds is a failed run, not an error."""
+        try:
+            with self.state.locked(self.route_id, holder):
+                return await self.run(release=release, trigger=trigger)
+        except RouteBusy as exc:
+            return RunReport(self.route_id, "failed", error=str(exc))
 
     async def _passes(self, release: bool) -> RunReport:
         """A pass, and a re-plan from fresh listings while writes raced with somebody
